@@ -65,7 +65,12 @@ export function udpChecksum(ip: IpHeader, udpHeaderAndPayload: Uint8Array): numb
   return c === 0 ? 0xffff : c;
 }
 
-export function readIpUdp(r: ByteReader): { ip: IpHeader; udp: UdpHeader; payloadLength: number } {
+/**
+ * Reads an IPv4 (no options, unfragmented) or IPv6 (no extension headers) header and the UDP
+ * header behind it. Checksums are verified unless the caller reads a capture, where checksum
+ * offload leaves outgoing packets with checksums the NIC never filled in.
+ */
+export function readIpUdp(r: ByteReader, checks: { readonly verifyChecksums: boolean } = { verifyChecksums: true }): { ip: IpHeader; udp: UdpHeader; payloadLength: number } {
   const at = r.offset;
   const version = (r.bytes[at] ?? 0) >>> 4;
   let ip: IpHeader;
@@ -77,7 +82,7 @@ export function readIpUdp(r: ByteReader): { ip: IpHeader; udp: UdpHeader; payloa
     const fragment = view.getUint16(6);
     if ((fragment & 0x3fff) !== 0) throw new DecodeError('bad-value', at + 6, 'fragmented inner IPv4 packet');
     if (header[9] !== UDP) throw new DecodeError('bad-value', at + 9, `inner protocol ${header[9]} is not UDP`);
-    if (internetChecksum(header) !== 0) throw new DecodeError('bad-checksum', at + 10, 'inner IPv4 header checksum');
+    if (checks.verifyChecksums && internetChecksum(header) !== 0) throw new DecodeError('bad-checksum', at + 10, 'inner IPv4 header checksum');
     const total = view.getUint16(2);
     if (total < 28) throw new DecodeError('bad-length', at + 2, `inner IPv4 total length ${total}`);
     udpLength = total - 20;
@@ -114,7 +119,7 @@ export function readIpUdp(r: ByteReader): { ip: IpHeader; udp: UdpHeader; payloa
   const dv = new DataView(datagram.buffer, datagram.byteOffset, datagram.byteLength);
   if (dv.getUint16(4) !== udpLength) throw new DecodeError('bad-length', udpAt + 4, 'inner UDP length disagrees with the IP header');
   const sent = dv.getUint16(6);
-  if (sent !== 0 && internetChecksum(datagram, pseudoHeaderSum(ip, udpLength)) !== 0) {
+  if (checks.verifyChecksums && sent !== 0 && internetChecksum(datagram, pseudoHeaderSum(ip, udpLength)) !== 0) {
     throw new DecodeError('bad-checksum', udpAt + 6, 'inner UDP checksum');
   }
   const udp: UdpHeader = { sourcePort: dv.getUint16(0), destinationPort: dv.getUint16(2), checksum: sent === 0 ? 'zero' : 'computed' };

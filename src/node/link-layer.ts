@@ -68,11 +68,15 @@ function be16(frame: Uint8Array, offset: number): number | undefined {
 function ethernetPayload(frame: Uint8Array): NetworkPayload {
   let typeOffset = ETHERNET_HEADER_LENGTH - 2;
   let etherType = be16(frame, typeOffset);
-  for (let tags = 0; tags < MAX_VLAN_TAGS && (etherType === ETHERTYPE_VLAN || etherType === ETHERTYPE_QINQ); tags++) {
+  for (let tags = 0; tags < MAX_VLAN_TAGS && isVlanTag(etherType); tags++) {
     typeOffset += 4; // tag control information, then the next EtherType
     etherType = be16(frame, typeOffset);
   }
   return byEtherType(etherType, frame, typeOffset + 2);
+}
+
+function isVlanTag(etherType: number | undefined): boolean {
+  return etherType === ETHERTYPE_VLAN || etherType === ETHERTYPE_QINQ;
 }
 
 function byEtherType(etherType: number | undefined, frame: Uint8Array, headerLength: number): NetworkPayload {

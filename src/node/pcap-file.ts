@@ -345,7 +345,9 @@ function padTo4(length: number): number {
 
 function interfaceAt(interfaces: readonly Interface[], id: number, offset: number): Interface {
   const found = interfaces[id];
-  if (found === undefined) throw new CaptureError('unknown-interface', offset, `no interface ${id} in this section`);
+  if (found === undefined) {
+    throw new CaptureError('unknown-interface', offset, `no interface ${id} in this section`);
+  }
   return found;
 }
 
