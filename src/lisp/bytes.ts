@@ -66,7 +66,9 @@ export class ByteReader {
   /** A copy, so decoded values never alias (and pin) a large receive buffer. */
   take(n: number, what: string): Uint8Array {
     this.need(n, what);
-    const out = this.bytes.slice(this.pos, this.pos + n);
+    // Not bytes.slice(): on a Buffer that is a view, and the value would alias the input.
+    const out = new Uint8Array(n);
+    out.set(this.bytes.subarray(this.pos, this.pos + n));
     this.pos += n;
     return out;
   }

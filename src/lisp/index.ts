@@ -14,3 +14,4 @@ export * from './map-request.js';
 export * from './message-type.js';
 export * from './records.js';
 export * from './xtr-identity.js';
+export * from './describe.js';

@@ -78,7 +78,7 @@ export function readIpUdp(r: ByteReader, checks: { readonly verifyChecksums: boo
   if (version === 4) {
     const header = r.take(20, 'inner IPv4 header');
     if ((header[0] ?? 0) !== 0x45) throw new DecodeError('bad-value', at, 'inner IPv4 header with options');
-    const view = new DataView(header.buffer);
+    const view = new DataView(header.buffer, header.byteOffset, header.byteLength);
     const fragment = view.getUint16(6);
     if ((fragment & 0x3fff) !== 0) throw new DecodeError('bad-value', at + 6, 'fragmented inner IPv4 packet');
     if (header[9] !== UDP) throw new DecodeError('bad-value', at + 9, `inner protocol ${header[9]} is not UDP`);
@@ -97,7 +97,7 @@ export function readIpUdp(r: ByteReader, checks: { readonly verifyChecksums: boo
     };
   } else if (version === 6) {
     const header = r.take(40, 'inner IPv6 header');
-    const view = new DataView(header.buffer);
+    const view = new DataView(header.buffer, header.byteOffset, header.byteLength);
     if (header[6] !== UDP) throw new DecodeError('bad-value', at + 6, `inner next header ${header[6]} is not UDP`);
     const word0 = view.getUint32(0);
     udpLength = view.getUint16(4);
