@@ -1,6 +1,6 @@
 // AFI-encoded addresses (RFC 9301 §4) and the LCAF types this overlay needs (RFC 8060).
 // Unknown LCAF types are kept as opaque bytes so that decode -> encode reproduces them.
-import type { ByteReader, ByteWriter } from './bytes.js';
+import { ByteReader, type ByteWriter } from './bytes.js';
 import { DecodeError, type Quirk } from './errors.js';
 import { formatIpv4, formatIpv6, formatMac, parseIpv4, parseIpv6, parseMac } from './ip-text.js';
 
@@ -20,6 +20,8 @@ export const LCAF_TYPE = {
   securityKey: 11,
   json: 14,
 } as const;
+
+const KNOWN_LCAF_TYPES: ReadonlySet<number> = new Set(Object.values(LCAF_TYPE));
 
 export type Address =
   | { readonly afi: 'none' }
@@ -156,7 +158,12 @@ function readLcaf(r: ByteReader, quirks: Quirk[], depth: number): Lcaf {
   const type = r.u8('LCAF Type');
   const rsvd2 = r.u8('LCAF Rsvd2');
   const length = r.u16('LCAF Length');
-  const bodyAt = r.offset;
+  // Known types define no Rsvd1/Flags bits, and Rsvd2 only for Instance-ID and JSON; a decoder
+  // that drops set bits says so.
+  const keepsRsvd2 = type === LCAF_TYPE.instanceId || type === LCAF_TYPE.json;
+  if (KNOWN_LCAF_TYPES.has(type) && (rsvd1 !== 0 || flags !== 0 || (!keepsRsvd2 && rsvd2 !== 0))) {
+    quirks.push({ quirk: 'ignored-bits', offset: headerAt });
+  }
   switch (type) {
     case LCAF_TYPE.json: {
       const body = r.sub(length, 'JSON LCAF');
@@ -176,19 +183,8 @@ function readLcaf(r: ByteReader, quirks: Quirk[], depth: number): Lcaf {
       if (body.remaining !== 0) throw lengthMismatch(headerAt, 'JSON', length, length - body.remaining);
       return { type: 'json', json, jsonFlags: rsvd2, address };
     }
-    case LCAF_TYPE.natTraversal: {
-      // lispers.net always writes Length 16 and its readers parse to the end of the message.
-      const body = length === 16 ? r.until(r.limit) : r.sub(length, 'NAT-Traversal LCAF');
-      const value = readNatBody(body, quirks, depth);
-      if (length === 16) {
-        const consumed = body.offset - bodyAt;
-        if (consumed !== 16) quirks.push({ quirk: 'nat-lcaf-length', offset: headerAt });
-        r.seek(body.offset);
-      } else if (body.remaining !== 0) {
-        throw lengthMismatch(headerAt, 'NAT-Traversal', length, body.offset - bodyAt);
-      }
-      return value;
-    }
+    case LCAF_TYPE.natTraversal:
+      return readNatLcaf(r, length, headerAt, quirks, depth);
     default:
       break;
   }
@@ -219,6 +215,33 @@ function readLcaf(r: ByteReader, quirks: Quirk[], depth: number): Lcaf {
   return value;
 }
 
+/**
+ * lispers.net writes NAT-Traversal Length 16 whatever the content and reads to the end of the
+ * message. Read by Length first; only a Length-16 LCAF whose fields do not fit falls back to
+ * lispers.net's reading (it is always the last field of an Info-Reply).
+ */
+function readNatLcaf(r: ByteReader, length: number, headerAt: number, quirks: Quirk[], depth: number): Lcaf {
+  let strictError: DecodeError | undefined;
+  if (length <= r.remaining) {
+    const strictQuirks: Quirk[] = [];
+    try {
+      const value = readNatBody(new ByteReader(r.bytes, r.offset, r.offset + length), strictQuirks, depth);
+      quirks.push(...strictQuirks);
+      r.skip(length, 'NAT-Traversal LCAF');
+      return value;
+    } catch (error) {
+      if (!(error instanceof DecodeError)) throw error;
+      strictError = error;
+    }
+  }
+  if (length !== 16) throw strictError ?? new DecodeError('truncated', r.offset, `NAT-Traversal LCAF needs ${length} bytes, ${r.remaining} left`);
+  const body = r.until(r.limit);
+  const value = readNatBody(body, quirks, depth);
+  quirks.push({ quirk: 'nat-lcaf-length', offset: headerAt });
+  r.seek(body.offset);
+  return value;
+}
+
 function lengthMismatch(at: number, what: string, declared: number, used: number): DecodeError {
   return new DecodeError('bad-lcaf-length', at, `${what} LCAF declares ${declared} bytes, its fields use ${used}`);
 }
@@ -236,9 +259,12 @@ function readNatBody(r: ByteReader, quirks: Quirk[], depth: number): Lcaf {
 
 function readSecurityKeyBody(r: ByteReader, quirks: Quirk[], depth: number): Lcaf {
   const keyCount = r.u8('Key Count');
-  r.u8('Rsvd3');
+  const rsvdAt = r.offset;
+  const rsvd3 = r.u8('Rsvd3');
   const cipherSuite = r.u8('Cipher Suite');
-  const rekey = (r.u8('Rsvd4/R') & 0x01) !== 0;
+  const rsvd4 = r.u8('Rsvd4/R');
+  if (rsvd3 !== 0 || (rsvd4 & 0xfe) !== 0) quirks.push({ quirk: 'ignored-bits', offset: rsvdAt });
+  const rekey = (rsvd4 & 0x01) !== 0;
   const keys: Uint8Array[] = [];
   for (let i = 0; i < keyCount; i++) {
     const keyLength = r.u16('Key Length');

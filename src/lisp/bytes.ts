@@ -112,6 +112,14 @@ function checkField(v: number, max: number): void {
   }
 }
 
+/** For sub-fields packed by hand (flags, map-version, flow label): refuse what would spill over. */
+export function checkBits(value: number, bits: number, name: string): number {
+  if (!Number.isInteger(value) || value < 0 || value >= 2 ** bits) {
+    throw new RangeError(`${name} ${value} does not fit ${bits} bits`);
+  }
+  return value;
+}
+
 /** Growable big-endian writer; encoders build messages with it and take one final copy. */
 export class ByteWriter {
   private buf: Uint8Array;
@@ -177,6 +185,7 @@ export class ByteWriter {
 
   /** Overwrites a 16-bit field written earlier (lengths known only after the body). */
   patchU16(at: number, v: number): void {
+    checkField(v, 0xffff);
     this.view.setUint16(at, v);
   }
 

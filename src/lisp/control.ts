@@ -18,7 +18,7 @@ export function decodeControl(bytes: Uint8Array): DecodeResult<ControlMessage> {
 }
 
 export function readControl(r: ByteReader, quirks: Quirk[]): ControlMessage {
-  if (r.remaining < 1) throw new DecodeError('truncated', r.offset, 'empty control message');
+  r.need(1, 'control message');
   if ((r.bytes[r.offset] ?? 0) >>> 4 === MESSAGE_TYPE.ecm) {
     return readEcm(r, quirks, (inner) => readInner(inner, quirks));
   }
@@ -26,6 +26,7 @@ export function readControl(r: ByteReader, quirks: Quirk[]): ControlMessage {
 }
 
 function readInner(r: ByteReader, quirks: Quirk[]): InnerMessage {
+  r.need(1, 'control message');
   const at = r.offset;
   const type = (r.bytes[at] ?? 0) >>> 4;
   switch (type) {

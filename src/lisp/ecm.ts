@@ -38,6 +38,7 @@ export function readEcm<Inner>(r: ByteReader, quirks: Quirk[], readInner: (r: By
   const word0 = r.u32('ECM header');
   const { ip, udp, payloadLength } = readIpUdp(r);
   const inner = r.sub(payloadLength, 'encapsulated message');
+  inner.need(1, 'encapsulated message');
   const innerType = (inner.bytes[inner.offset] ?? 0) >>> 4;
   if (innerType === MESSAGE_TYPE.ecm) throw new DecodeError('too-deep', inner.offset, 'an ECM inside an ECM');
   const message = readInner(inner);

@@ -33,7 +33,7 @@ export type QuirkName =
   | 'nat-lcaf-length' // lispers.net: NAT-Traversal LCAF Length fixed at 16
   | 'map-notify-trailer' // lispers.net: xTR-ID/site-ID copied into a Map-Notify with I clear
   | 'trailing-bytes' // bytes after the last record that no flag announces
-  | 'ignored-bits'; // data header bits whose flag is clear (RFC 9300: ignore on receipt)
+  | 'ignored-bits'; // reserved bits a decoder drops: data header fields whose flag is clear, LCAF Rsvd/Flags
 
 export interface Quirk {
   readonly quirk: QuirkName;

@@ -1,6 +1,6 @@
 // The inner IPv4/IPv6 + UDP headers of an Encapsulated Control Message (RFC 9301 §5.8), with
 // checksums. Also the Internet checksum used wherever the daemon writes IP packets itself.
-import type { ByteReader, ByteWriter } from './bytes.js';
+import { checkBits, type ByteReader, type ByteWriter } from './bytes.js';
 import { DecodeError } from './errors.js';
 import { formatIpv4, formatIpv6, parseIpv4, parseIpv6 } from './ip-text.js';
 
@@ -129,10 +129,11 @@ export function readIpUdp(r: ByteReader, checks: { readonly verifyChecksums: boo
 
 export function writeIpUdp(w: ByteWriter, ip: IpHeader, udp: UdpHeader, payload: Uint8Array): void {
   const udpLength = 8 + payload.length;
+  checkBits(udpLength + (ip.version === 4 ? 20 : 0), 16, 'inner IP/UDP length');
   const datagram = new Uint8Array(udpLength);
   const dv = new DataView(datagram.buffer);
-  dv.setUint16(0, udp.sourcePort);
-  dv.setUint16(2, udp.destinationPort);
+  dv.setUint16(0, checkBits(udp.sourcePort, 16, 'UDP source port'));
+  dv.setUint16(2, checkBits(udp.destinationPort, 16, 'UDP destination port'));
   dv.setUint16(4, udpLength);
   datagram.set(payload, 8);
   if (udp.checksum === 'computed') dv.setUint16(6, udpChecksum(ip, datagram));
@@ -140,18 +141,19 @@ export function writeIpUdp(w: ByteWriter, ip: IpHeader, udp: UdpHeader, payload:
     const header = new Uint8Array(20);
     const hv = new DataView(header.buffer);
     hv.setUint8(0, 0x45);
-    hv.setUint8(1, ip.tos);
+    hv.setUint8(1, checkBits(ip.tos, 8, 'TOS'));
     hv.setUint16(2, 20 + udpLength);
-    hv.setUint16(4, ip.identification);
+    hv.setUint16(4, checkBits(ip.identification, 16, 'identification'));
     hv.setUint16(6, ip.dontFragment ? 0x4000 : 0);
-    hv.setUint8(8, ip.ttl);
+    hv.setUint8(8, checkBits(ip.ttl, 8, 'TTL'));
     hv.setUint8(9, UDP);
     header.set(addressBytes(ip, ip.source), 12);
     header.set(addressBytes(ip, ip.destination), 16);
     hv.setUint16(10, internetChecksum(header));
     w.bytes(header);
   } else {
-    w.u32(((6 << 28) | (ip.trafficClass << 20) | ip.flowLabel) >>> 0).u16(udpLength).u8(UDP).u8(ip.hopLimit);
+    const word0 = (6 << 28) | (checkBits(ip.trafficClass, 8, 'traffic class') << 20) | checkBits(ip.flowLabel, 20, 'flow label');
+    w.u32(word0 >>> 0).u16(udpLength).u8(UDP).u8(ip.hopLimit);
     w.bytes(addressBytes(ip, ip.source)).bytes(addressBytes(ip, ip.destination));
   }
   w.bytes(datagram);

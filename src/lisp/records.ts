@@ -1,7 +1,7 @@
 // EID-records and Locator-records (RFC 9301 §5.4), shared by Map-Reply, Map-Register,
 // Map-Notify and the map data of a Map-Request.
 import { readAddress, writeAddress, addressBits, type Address } from './address.js';
-import type { ByteReader, ByteWriter } from './bytes.js';
+import { checkBits, type ByteReader, type ByteWriter } from './bytes.js';
 import { DecodeError, type Quirk } from './errors.js';
 
 /** Map-Reply actions (IANA "LISP Map-Reply Action"); 6 and 7 are lispers.net's. */
@@ -109,7 +109,7 @@ export function readLocatorRecord(r: ByteReader, quirks: Quirk[]): LocatorRecord
 
 export function writeLocatorRecord(w: ByteWriter, l: LocatorRecord): void {
   w.u8(l.priority).u8(l.weight).u8(l.multicastPriority).u8(l.multicastWeight);
-  w.u16(((l.unusedFlags << 3) | (l.local ? 4 : 0) | (l.probed ? 2 : 0) | (l.reachable ? 1 : 0)) & 0xffff);
+  w.u16((checkBits(l.unusedFlags, 13, 'unusedFlags') << 3) | (l.local ? 4 : 0) | (l.probed ? 2 : 0) | (l.reachable ? 1 : 0));
   writeAddress(w, l.locator);
 }
 
@@ -140,8 +140,8 @@ export function readEidRecord(r: ByteReader, quirks: Quirk[]): EidRecord {
 export function writeEidRecord(w: ByteWriter, e: EidRecord): void {
   if (e.locators.length > 255) throw new RangeError('an EID-record holds at most 255 locators');
   w.u32(e.ttl).u8(e.locators.length).u8(e.eidMaskLength);
-  w.u16((e.action << 13) | (e.authoritative ? 0x1000 : 0) | e.reserved);
-  w.u16((e.reservedHigh << 12) | e.mapVersion);
+  w.u16((checkBits(e.action, 3, 'action') << 13) | (e.authoritative ? 0x1000 : 0) | checkBits(e.reserved, 12, 'reserved'));
+  w.u16((checkBits(e.reservedHigh, 4, 'reservedHigh') << 12) | checkBits(e.mapVersion, 12, 'mapVersion'));
   writeAddress(w, e.eid);
   for (const l of e.locators) writeLocatorRecord(w, l);
 }
