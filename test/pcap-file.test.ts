@@ -18,6 +18,7 @@ import {
 } from '../src/node/pcap-file.js';
 import type { CaptureErrorReason, CaptureResult, CapturedPacket } from '../src/node/pcap-file.js';
 import { ethernetFrame, networkPayload } from '../src/node/link-layer.js';
+import { prng } from './support/prng.js';
 
 // ---------------------------------------------------------------------------------------------
 // Reference captures
@@ -119,18 +120,6 @@ function tsharkSummary(path: string): string {
 
 // ---------------------------------------------------------------------------------------------
 // Robustness: truncations and byte flips never throw
-
-/** Deterministic PRNG (mulberry32) so a failing flip is reproducible. */
-function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Either a well-formed packet list inside the input, or a CaptureError: never anything else. */
 function assertSane(input: Uint8Array, result: CaptureResult): void {

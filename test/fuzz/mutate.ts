@@ -1,17 +1,6 @@
 // Deterministic input mutation for the fuzz harness: a seeded PRNG and the classic byte-level
 // mutators (flip, set, insert, delete, truncate, extend, splice, length-field boundaries).
-
-/** mulberry32: small, fast, and reproducible from a 32-bit seed. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { prng } from '../support/prng.js';
 
 export type Random = () => number;
 

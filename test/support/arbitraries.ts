@@ -4,6 +4,7 @@
 // decode back to themselves; where the wire form is ambiguous the comment says what is left out.
 import fc from 'fast-check';
 import {
+  addressBits,
   formatIpv4,
   formatIpv6,
   formatMac,
@@ -177,22 +178,7 @@ export const lcafKindArbs: { readonly [K in Lcaf['type']]: fc.Arbitrary<LcafOf<K
 // ---------------------------------------------------------------- records
 
 /** Longest mask a decoder accepts for `eid`: the family's bit length, or anything for names/none/LCAFs. */
-function maxMaskLength(eid: Address): number {
-  switch (eid.afi) {
-    case 'ipv4':
-      return 32;
-    case 'ipv6':
-      return 128;
-    case 'mac':
-      return 48;
-    case 'lcaf':
-      // An Instance-ID LCAF prefix is as long as the address inside it.
-      return eid.lcaf.type === 'instance-id' ? maxMaskLength(eid.lcaf.address) : 255;
-    case 'none':
-    case 'distinguished-name':
-      return 255;
-  }
-}
+const maxMaskLength = (eid: Address): number => addressBits(eid) ?? 255;
 
 /** An EID with a mask-length its family allows. */
 const eidPrefixArb: fc.Arbitrary<{ eid: Address; eidMaskLength: number }> = addressArb.chain((eid) =>
