@@ -61,7 +61,7 @@ function debianDependencies(packages) {
   // Keep dumpcap unprivileged-free: we run as root and need no setuid helper.
   spawnSync('debconf-set-selections', { input: 'wireshark-common wireshark-common/install-setuid boolean false\n' });
   run('apt-get', ['update', '-qq'], env);
-  run('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing], env);
+  run('apt-get', ['install', '-y', '-qq', '-o', 'Dpkg::Use-Pty=0', '--no-install-recommends', ...missing], env);
 }
 
 const purpose = process.argv[2] ?? 'test';
