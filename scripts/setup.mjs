@@ -12,7 +12,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 
 // Debian packages each purpose needs; `tshark` is the wire-format oracle of the test suite.
 const debianPackages = {
-  test: ['tshark'],
+  test: ['tshark', 'openssl'],
   demo: [],
 };
 

@@ -1,0 +1,312 @@
+// Data-plane sessions: what RFC 8061 leaves to the implementation. One SealingSession per peer
+// locator we send to, one OpeningSession per peer locator we receive from (lispers.net keys
+// them the same way: encap by etr:port, decap by itr[:port]).
+//
+// - IVs never repeat: salt (from the caller's CSPRNG, per key) || a per-key 64-bit counter. For
+//   suite 5 that is the 12-byte GCM nonce (4 + 8, as EVE's data plane lays it out). CBC needs an
+//   unpredictable IV, so for suite 2 the IV is AES_K(salt8 || counter) — NIST SP 800-38A app. C —
+//   and the receiver recovers the counter with one block decryption.
+// - The receiver keeps an anti-replay window per key on that counter.
+// - Key-ids 1..3: installing a new key makes it current for sending at once; on the receiving
+//   side the others stay valid for a grace period, so packets in flight are not lost.
+// - A sealing key asks to be replaced after a packet count or an age, and refuses to seal at a
+//   hard limit rather than reuse an IV.
+import { createCipheriv, createDecipheriv, type Cipher, type Decipher } from 'node:crypto';
+import { OPEN_STATUS, type CipherBackend, type CipherContext } from './cipher-backend.js';
+import { suiteLayout, type CipherSuite, type SuiteLayout } from './cipher-suite.js';
+import { ReplayWindow } from './replay-window.js';
+import type { DataPlaneKeys } from './x25519-kdf.js';
+
+export type KeyId = 1 | 2 | 3;
+
+export interface SessionLimits {
+  /** needsRekey() turns true after this many packets under one key. */
+  readonly rekeyAfterPackets: number;
+  /** … or after this long (ms). */
+  readonly rekeyAfterMs: number;
+  /** Sealing stops at this count; never above 2^53 (the counter is a JS number). */
+  readonly hardLimitPackets: number;
+  /** How long a receiving key stays valid after a newer one was installed (ms). */
+  readonly graceMs: number;
+}
+
+export const DEFAULT_SESSION_LIMITS: SessionLimits = {
+  rekeyAfterPackets: 2 ** 30,
+  rekeyAfterMs: 60 * 60 * 1000,
+  hardLimitPackets: 2 ** 32,
+  graceMs: 30 * 1000,
+};
+
+const HEADER = 8;
+/** Counters at or above this cannot be represented exactly and are never produced. */
+const MAX_COUNTER = Number.MAX_SAFE_INTEGER;
+export const SALT_LENGTH = 8;
+
+export interface InstallKey {
+  readonly keyId: KeyId;
+  readonly suite: CipherSuite;
+  readonly keys: DataPlaneKeys;
+  /** 8 bytes from the caller's CSPRNG; suite 5 uses the first 4. */
+  readonly salt: Uint8Array;
+  readonly now: number;
+}
+
+function writeCounter(out: Uint8Array, at: number, counter: number): void {
+  const hi = Math.floor(counter / 2 ** 32);
+  const lo = counter >>> 0;
+  out[at] = hi >>> 24;
+  out[at + 1] = (hi >>> 16) & 0xff;
+  out[at + 2] = (hi >>> 8) & 0xff;
+  out[at + 3] = hi & 0xff;
+  out[at + 4] = lo >>> 24;
+  out[at + 5] = (lo >>> 16) & 0xff;
+  out[at + 6] = (lo >>> 8) & 0xff;
+  out[at + 7] = lo & 0xff;
+}
+
+/** The counter in 8 big-endian bytes, or -1 when it exceeds 2^53. */
+function readCounter(b: Uint8Array, at: number): number {
+  const hi = (((b[at] ?? 0) << 24) | ((b[at + 1] ?? 0) << 16) | ((b[at + 2] ?? 0) << 8) | (b[at + 3] ?? 0)) >>> 0;
+  const lo = (((b[at + 4] ?? 0) << 24) | ((b[at + 5] ?? 0) << 16) | ((b[at + 6] ?? 0) << 8) | (b[at + 7] ?? 0)) >>> 0;
+  const value = hi * 2 ** 32 + lo;
+  return value > MAX_COUNTER ? -1 : value;
+}
+
+function checkLimits(limits: SessionLimits): void {
+  if (!(limits.hardLimitPackets > 0 && limits.hardLimitPackets <= MAX_COUNTER)) throw new RangeError('hardLimitPackets must be in (0, 2^53)');
+}
+
+/** One installed key: cipher context plus what the IV scheme needs. */
+interface KeySlot {
+  readonly keyId: KeyId;
+  readonly layout: SuiteLayout;
+  readonly context: CipherContext;
+  readonly salt: Uint8Array;
+  /** Suite 2 only: AES-ECB under the encrypt key, for the IV permutation. */
+  readonly ivBlock: Cipher | Decipher | undefined;
+  readonly installedAt: number;
+}
+
+function openSlot(backend: CipherBackend, k: InstallKey, direction: 'seal' | 'open'): KeySlot {
+  if (k.salt.length !== SALT_LENGTH) throw new RangeError(`the salt is ${SALT_LENGTH} bytes`);
+  const layout = suiteLayout(k.suite);
+  const ivBlock =
+    k.suite === 2
+      ? (direction === 'seal' ? createCipheriv('aes-128-ecb', k.keys.encryptKey, null) : createDecipheriv('aes-128-ecb', k.keys.encryptKey, null)).setAutoPadding(false)
+      : undefined;
+  return {
+    keyId: k.keyId,
+    layout,
+    context: backend.createContext(k.suite, k.keys.encryptKey, k.keys.icvKey),
+    salt: k.salt.slice(),
+    ivBlock,
+    installedAt: k.now,
+  };
+}
+
+export type SealOutcome = { readonly status: 'ok'; readonly sealed: number } | { readonly status: 'no-key' | 'key-exhausted'; readonly sealed: number };
+
+/** Sends to one peer locator with its current key. */
+export class SealingSession {
+  private slot: KeySlot | undefined;
+  private counter = 0;
+
+  constructor(
+    private readonly backend: CipherBackend,
+    private readonly limits: SessionLimits = DEFAULT_SESSION_LIMITS,
+  ) {
+    checkLimits(limits);
+  }
+
+  /** The current key-id and layout, so the caller puts the plaintext at 8 + ivLength. */
+  get current(): { readonly keyId: KeyId; readonly layout: SuiteLayout } | undefined {
+    return this.slot;
+  }
+
+  get packetsSealed(): number {
+    return this.counter;
+  }
+
+  install(k: InstallKey): void {
+    this.slot?.context.close();
+    this.slot = openSlot(this.backend, k, 'seal');
+    this.counter = 0;
+  }
+
+  needsRekey(now: number): boolean {
+    const s = this.slot;
+    return s !== undefined && (this.counter >= this.limits.rekeyAfterPackets || now - s.installedAt >= this.limits.rekeyAfterMs);
+  }
+
+  /**
+   * Seals packets[0..count): sets the key-id bits of each LISP header, writes the IV, and
+   * encrypts. lengths[i] in: 8 + ivLength + plaintext; out: sealed length. Stops (and says why)
+   * when there is no key or the key is used up; packets from `sealed` on are untouched.
+   */
+  sealBatch(packets: readonly Uint8Array[], lengths: Uint32Array, count: number): SealOutcome {
+    const s = this.slot;
+    if (!s) return { status: 'no-key', sealed: 0 };
+    const room = Math.max(0, this.limits.hardLimitPackets - this.counter);
+    const n = Math.min(count, room);
+    for (let i = 0; i < n; i++) {
+      const p = packets[i];
+      if (!p) throw new RangeError(`count exceeds the packet array (${packets.length})`);
+      p[0] = ((p[0] ?? 0) & ~0x03) | s.keyId;
+      this.writeIv(s, p, this.counter++);
+    }
+    if (n > 0) s.context.sealBatch(packets, lengths, n);
+    return n === count ? { status: 'ok', sealed: n } : { status: 'key-exhausted', sealed: n };
+  }
+
+  private writeIv(s: KeySlot, p: Uint8Array, counter: number): void {
+    if (s.layout.suite === 5) {
+      p.set(s.salt.subarray(0, 4), HEADER);
+      writeCounter(p, HEADER + 4, counter);
+      return;
+    }
+    const block = new Uint8Array(16);
+    block.set(s.salt, 0);
+    writeCounter(block, 8, counter);
+    p.set((s.ivBlock as Cipher).update(block), HEADER);
+  }
+
+  close(): void {
+    this.slot?.context.close();
+    this.slot = undefined;
+  }
+}
+
+/** Session-level results of OpeningSession.openBatch: the cipher's, then the session's own. */
+export const SESSION_OPEN_STATUS = [...OPEN_STATUS, 'no-key', 'key-expired', 'replayed', 'too-old'] as const;
+export type SessionOpenStatus = (typeof SESSION_OPEN_STATUS)[number];
+const S = Object.fromEntries(SESSION_OPEN_STATUS.map((name, i) => [name, i])) as Readonly<Record<SessionOpenStatus, number>>;
+
+interface ReceiveSlot extends KeySlot {
+  readonly window: ReplayWindow | undefined;
+  /** Set when a newer key arrives: after this the key is refused. */
+  expiresAt: number;
+}
+
+/** Receives from one peer locator: up to three keys by key-id, each with its replay window. */
+export class OpeningSession {
+  private readonly slots: (ReceiveSlot | undefined)[] = [undefined, undefined, undefined, undefined];
+  // Scratch space for grouping a batch by key-id, reused across calls.
+  private groupPackets: Uint8Array[] = [];
+  private groupIndex = new Uint32Array(0);
+  private groupLengths = new Uint32Array(0);
+  private groupStatuses = new Uint8Array(0);
+  private counters = new Float64Array(0);
+
+  /**
+   * `replay: 'off'` is for peers whose IVs are not salt||counter (lispers.net packs its counter
+   * little-endian behind a random start); they get no window.
+   */
+  constructor(
+    private readonly backend: CipherBackend,
+    private readonly options: { readonly limits?: SessionLimits; readonly replay?: 'window' | 'off'; readonly windowSize?: number } = {},
+  ) {
+    checkLimits(options.limits ?? DEFAULT_SESSION_LIMITS);
+  }
+
+  install(k: InstallKey): void {
+    const grace = (this.options.limits ?? DEFAULT_SESSION_LIMITS).graceMs;
+    for (const other of this.slots) if (other && other.keyId !== k.keyId) other.expiresAt = Math.min(other.expiresAt, k.now + grace);
+    this.slots[k.keyId]?.context.close();
+    const base = openSlot(this.backend, k, 'open');
+    this.slots[k.keyId] = {
+      ...base,
+      window: this.options.replay === 'off' ? undefined : new ReplayWindow(this.options.windowSize),
+      expiresAt: Number.POSITIVE_INFINITY,
+    };
+  }
+
+  /** Drops keys whose grace period is over. */
+  expire(now: number): void {
+    this.slots.forEach((s, i) => {
+      if (s && s.expiresAt <= now) {
+        s.context.close();
+        this.slots[i] = undefined;
+      }
+    });
+  }
+
+  hasKey(keyId: KeyId): boolean {
+    return this.slots[keyId] !== undefined;
+  }
+
+  /**
+   * Opens packets[0..count). statuses[i] gets an index into SESSION_OPEN_STATUS; lengths[i] in:
+   * the received length; out (when ok): 8 + ivLength + padded plaintext.
+   */
+  openBatch(packets: readonly Uint8Array[], lengths: Uint32Array, statuses: Uint8Array, count: number, now: number): void {
+    this.reserve(count);
+    for (const keyId of [1, 2, 3] as const) {
+      const slot = this.slots[keyId];
+      let n = 0;
+      for (let i = 0; i < count; i++) {
+        const p = packets[i];
+        if (!p) throw new RangeError(`count exceeds the packet array (${packets.length})`);
+        if (((p[0] ?? 0) & 0x03) !== keyId) continue;
+        if (!slot) {
+          statuses[i] = S['no-key'];
+          continue;
+        }
+        if (slot.expiresAt <= now) {
+          statuses[i] = S['key-expired'];
+          continue;
+        }
+        const length = lengths[i] ?? 0;
+        if (length < HEADER + slot.layout.ivLength || length > p.length) {
+          statuses[i] = S['too-short'];
+          continue;
+        }
+        const counter = slot.window ? this.counterOf(slot, p) : 0;
+        if (slot.window) {
+          const verdict = counter < 0 ? 'too-old' : slot.window.check(counter);
+          if (verdict !== 'fresh') {
+            statuses[i] = S[verdict];
+            continue;
+          }
+        }
+        this.groupPackets[n] = p;
+        this.groupIndex[n] = i;
+        this.groupLengths[n] = length;
+        this.counters[n] = counter;
+        n++;
+      }
+      if (!slot || n === 0) continue;
+      slot.context.openBatch(this.groupPackets, this.groupLengths, this.groupStatuses, n);
+      for (let j = 0; j < n; j++) {
+        const i = this.groupIndex[j] ?? 0;
+        let status = this.groupStatuses[j] ?? S['bad-length'];
+        // Only authenticated packets move the window; a duplicate inside one batch loses here.
+        if (status === S.ok && slot.window && !slot.window.accept(this.counters[j] ?? -1)) status = S.replayed;
+        statuses[i] = status;
+        if (status === S.ok) lengths[i] = this.groupLengths[j] ?? 0;
+      }
+    }
+    for (let i = 0; i < count; i++) if (((packets[i]?.[0] ?? 0) & 0x03) === 0) statuses[i] = S['no-key'];
+  }
+
+  private counterOf(slot: ReceiveSlot, p: Uint8Array): number {
+    if (slot.layout.suite === 5) return readCounter(p, HEADER + 4);
+    const block = (slot.ivBlock as Decipher).update(p.subarray(HEADER, HEADER + 16));
+    return readCounter(block, 8);
+  }
+
+  private reserve(count: number): void {
+    if (this.groupIndex.length >= count) return;
+    this.groupIndex = new Uint32Array(count);
+    this.groupLengths = new Uint32Array(count);
+    this.groupStatuses = new Uint8Array(count);
+    this.counters = new Float64Array(count);
+    this.groupPackets = new Array<Uint8Array>(count);
+  }
+
+  close(): void {
+    this.slots.forEach((s, i) => {
+      s?.context.close();
+      this.slots[i] = undefined;
+    });
+  }
+}
