@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { hasDecodeError, packetJson, packetLine } from './node/decode-listing.js';
 import { runDemo } from './node/demo.js';
+import { CommandError, eidDerive, eidNew, eidSign, eidVerify, type EidOptions } from './node/eid-command.js';
 import { lispPackets } from './node/lisp-capture.js';
 import { readCapture } from './node/pcap-file.js';
 
@@ -50,6 +51,57 @@ program
   .action(() => {
     if (!runDemo(print)) process.exitCode = 1;
   });
+
+/** Runs a command body; a CommandError is the user's mistake: message and exit 2. */
+function guarded<A extends unknown[]>(body: (...args: A) => void): (...args: A) => void {
+  return (...args: A) => {
+    try {
+      body(...args);
+    } catch (error) {
+      if (error instanceof CommandError) fail(error.message);
+      throw error;
+    }
+  };
+}
+
+const eid = program.command('eid').description('crypto-EID keys, derivation and signatures');
+
+function eidCommand(name: string, description: string): Command {
+  return eid
+    .command(name)
+    .description(description)
+    .requiredOption('--iid <n>', 'instance-id (decimal)')
+    .option('--prefix <prefix>', 'crypto-EID prefix', 'fd00::/8')
+    .option('--derivation <kind>', "'eve' (binary hash input, the default) or 'lispers' (lispers.net text input)", 'eve');
+}
+
+eidCommand('new', 'create a P-256 key pair and print its EID, hash-EID name and public key')
+  .option('--key <file>', 'write the private key (PEM, mode 0600) here; without it the PEM is printed')
+  .option('--json', 'print one JSON object')
+  .action(guarded((o: EidOptions & { key?: string; json?: boolean }) => eidNew(o).forEach(print)));
+
+eidCommand('derive', 'print the EID and hash-EID name of a public key')
+  .requiredOption('--pubkey <file>', 'public key, private key or certificate (PEM or DER)')
+  .option('--json', 'print one JSON object')
+  .action(guarded((o: EidOptions & { pubkey: string; json?: boolean }) => eidDerive(o).forEach(print)));
+
+eidCommand('sign', 'print the EID signature: ECDSA P-256/SHA-256 over "[iid]eid", raw r||s in base64')
+  .requiredOption('--key <file>', 'the EID private key (PEM or PKCS#8 DER)')
+  .option('--eid <address>', 'the EID to sign (default: the EID derived from the key)')
+  .action(guarded((o: EidOptions & { key: string; eid?: string }) => eidSign(o).forEach(print)));
+
+eidCommand('verify', 'check an EID signature (exit 0 valid, 1 invalid)')
+  .requiredOption('--pubkey <file>', 'public key, private key or certificate (PEM or DER)')
+  .requiredOption('--eid <address>', 'the signed EID')
+  .requiredOption('--signature <base64>', 'the signature')
+  .option('--binding', 'also check that the EID is derived from the key')
+  .action(
+    guarded((o: EidOptions & { pubkey: string; eid: string; signature: string; binding?: boolean }) => {
+      const { lines, valid } = eidVerify(o);
+      lines.forEach(print);
+      if (!valid) process.exitCode = 1;
+    }),
+  );
 
 program
   .command('version')

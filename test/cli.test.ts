@@ -63,7 +63,7 @@ test('demo decodes every bundled capture and authenticates every registration', 
 });
 
 test('every command answers --help', () => {
-  for (const command of [[], ['decode'], ['demo'], ['version']]) {
+  for (const command of [[], ['decode'], ['demo'], ['version'], ['eid'], ['eid', 'new'], ['eid', 'derive'], ['eid', 'sign'], ['eid', 'verify']]) {
     const { status, stdout } = lispnode(...command, '--help');
     assert.equal(status, 0);
     assert.match(stdout, /^Usage: lispnode/);
