@@ -72,6 +72,13 @@ function readCounter(b: Uint8Array, at: number): number {
   return value > MAX_COUNTER ? -1 : value;
 }
 
+let scratch = new Uint8Array(16 * 64);
+/** Shared scratch for batches of CBC IV blocks (single-threaded: no call can interleave). */
+function ivScratch(count: number): Uint8Array {
+  if (scratch.length < 16 * count) scratch = new Uint8Array(16 * count);
+  return scratch;
+}
+
 function checkLimits(limits: SessionLimits): void {
   if (!(limits.hardLimitPackets > 0 && limits.hardLimitPackets <= MAX_COUNTER)) throw new RangeError('hardLimitPackets must be in (0, 2^53)');
 }
@@ -148,26 +155,26 @@ export class SealingSession {
     if (!s) return { status: 'no-key', sealed: 0 };
     const room = Math.max(0, this.limits.hardLimitPackets - this.counter);
     const n = Math.min(count, room);
+    const blocks = s.ivBlock ? ivScratch(n) : undefined;
     for (let i = 0; i < n; i++) {
       const p = packets[i];
       if (!p) throw new RangeError(`count exceeds the packet array (${packets.length})`);
       p[0] = ((p[0] ?? 0) & ~0x03) | s.keyId;
-      this.writeIv(s, p, this.counter++);
+      if (blocks) {
+        blocks.set(s.salt, 16 * i);
+        writeCounter(blocks, 16 * i + 8, this.counter++);
+      } else {
+        p.set(s.salt.subarray(0, 4), HEADER);
+        writeCounter(p, HEADER + 4, this.counter++);
+      }
+    }
+    if (blocks && n > 0) {
+      // ECB treats blocks independently: one call permutes the whole batch of IVs.
+      const ivs = (s.ivBlock as Cipher).update(blocks.subarray(0, 16 * n));
+      for (let i = 0; i < n; i++) packets[i]?.set(ivs.subarray(16 * i, 16 * i + 16), HEADER);
     }
     if (n > 0) s.context.sealBatch(packets, lengths, n);
     return n === count ? { status: 'ok', sealed: n } : { status: 'key-exhausted', sealed: n };
-  }
-
-  private writeIv(s: KeySlot, p: Uint8Array, counter: number): void {
-    if (s.layout.suite === 5) {
-      p.set(s.salt.subarray(0, 4), HEADER);
-      writeCounter(p, HEADER + 4, counter);
-      return;
-    }
-    const block = new Uint8Array(16);
-    block.set(s.salt, 0);
-    writeCounter(block, 8, counter);
-    p.set((s.ivBlock as Cipher).update(block), HEADER);
   }
 
   close(): void {
@@ -242,7 +249,9 @@ export class OpeningSession {
     this.reserve(count);
     for (const keyId of [1, 2, 3] as const) {
       const slot = this.slots[keyId];
+      const ivCounters = slot?.window && slot.ivBlock ? this.cbcCounters(slot, keyId, packets, lengths, count) : undefined;
       let n = 0;
+      let m = 0;
       for (let i = 0; i < count; i++) {
         const p = packets[i];
         if (!p) throw new RangeError(`count exceeds the packet array (${packets.length})`);
@@ -256,11 +265,11 @@ export class OpeningSession {
           continue;
         }
         const length = lengths[i] ?? 0;
-        if (length < HEADER + slot.layout.ivLength || length > p.length) {
+        if (!this.opensAt(slot, p, length)) {
           statuses[i] = S['too-short'];
           continue;
         }
-        const counter = slot.window ? this.counterOf(slot, p) : 0;
+        const counter = !slot.window ? 0 : ivCounters ? (ivCounters[m++] ?? -1) : readCounter(p, HEADER + 4);
         if (slot.window) {
           const verdict = counter < 0 ? 'too-old' : slot.window.check(counter);
           if (verdict !== 'fresh') {
@@ -288,10 +297,27 @@ export class OpeningSession {
     for (let i = 0; i < count; i++) if (((packets[i]?.[0] ?? 0) & 0x03) === 0) statuses[i] = S['no-key'];
   }
 
-  private counterOf(slot: ReceiveSlot, p: Uint8Array): number {
-    if (slot.layout.suite === 5) return readCounter(p, HEADER + 4);
-    const block = (slot.ivBlock as Decipher).update(p.subarray(HEADER, HEADER + 16));
-    return readCounter(block, 8);
+  /**
+   * Suite 2: the counters of this key's packets (in packet order, for those long enough to hold an
+   * IV), recovered from their IVs with one ECB call for the batch.
+   */
+  private cbcCounters(slot: ReceiveSlot, keyId: KeyId, packets: readonly Uint8Array[], lengths: Uint32Array, count: number): Float64Array {
+    const blocks = ivScratch(count);
+    let m = 0;
+    for (let i = 0; i < count; i++) {
+      const p = packets[i];
+      if (!p || ((p[0] ?? 0) & 0x03) !== keyId || !this.opensAt(slot, p, lengths[i] ?? 0)) continue;
+      blocks.set(p.subarray(HEADER, HEADER + 16), 16 * m++);
+    }
+    const plain = (slot.ivBlock as Decipher).update(blocks.subarray(0, 16 * m));
+    const out = new Float64Array(m);
+    for (let j = 0; j < m; j++) out[j] = readCounter(plain, 16 * j + 8);
+    return out;
+  }
+
+  /** The checks before a packet reaches the cipher: key still valid, room for header and IV. */
+  private opensAt(slot: ReceiveSlot, p: Uint8Array, length: number): boolean {
+    return length >= HEADER + slot.layout.ivLength && length <= p.length;
   }
 
   private reserve(count: number): void {
