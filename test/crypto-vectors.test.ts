@@ -2,10 +2,18 @@
 // crypto-EID derivation checked against OpenSSL run as an independent tool.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
 import { test } from 'node:test';
 import {
   deriveCryptoEid,
   deriveKeysFromShared,
+  exportPrivateKeyPem,
+  exportPublicKeyPem,
+  generateP256KeyPair,
+  importP256PrivateKey,
+  maxSealOverhead,
+  parseCipherSuite,
+  sealOverhead,
   hashEidName,
   importP256PublicKey,
   mapRequestSignatureInput,
@@ -22,6 +30,7 @@ import {
   x25519SharedSecret,
 } from '../src/crypto/index.js';
 import { formatIpv6, fromHex, toHex } from '../src/lisp/index.js';
+import { prng } from './support/prng.js';
 
 // RFC 7748 §6.1 X25519 keys (Alice = ITR, Bob = ETR).
 const ALICE_PRIVATE = '77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a';
@@ -147,4 +156,36 @@ test('hash-EID names and prefix rules', () => {
   const p48 = deriveCryptoEid({ iid: 7, spki, prefix: { address: fromHex('20010db8000100000000000000000000'), length: 48 } });
   assert.equal(toHex(p48.eid).slice(0, 12), '20010db80001');
   assert.match(p48.hashEidName, /^hash-[0-9a-f]{4}(:[0-9a-f]{4}){4}$/);
+});
+
+test('only suites 2 and 5 are accepted; the others are refused with a reason', () => {
+  assert.deepEqual(parseCipherSuite(2), { ok: true, suite: 2 });
+  assert.deepEqual(parseCipherSuite(5), { ok: true, suite: 5 });
+  for (const [suite, why] of [[0, /reserved/], [1, /MODP/], [3, /MODP/], [4, /3072/], [6, /not RFC 8439/], [7, /unknown/], [255, /unknown/]] as const) {
+    const r = parseCipherSuite(suite);
+    assert.ok(!r.ok);
+    assert.match(r.reason, why);
+  }
+  assert.equal(sealOverhead(5, 100), 12 + 16 + 20);
+  assert.equal(sealOverhead(2, 100), 16 + 12 + 20);
+  assert.equal(maxSealOverhead(2), 16 + 15 + 20);
+});
+
+test('P-256 keys: generation from caller randomness, PEM (PKCS#8 and EVE\'s SEC1) and DER round trips', () => {
+  const random = prng(99);
+  const pair = generateP256KeyPair((n) => Uint8Array.from({ length: n }, () => Math.floor(random() * 256)));
+  const pem = exportPrivateKeyPem(pair);
+  assert.match(pem, /^-----BEGIN PRIVATE KEY-----/);
+  assert.deepEqual(importP256PrivateKey(pem).scalar, pair.scalar);
+  const sec1 = pair.privateKey.export({ format: 'pem', type: 'sec1' }).toString();
+  assert.match(sec1, /^-----BEGIN EC PRIVATE KEY-----/);
+  assert.deepEqual(importP256PrivateKey(sec1).spki, pair.spki);
+  const der = new Uint8Array(pair.privateKey.export({ format: 'der', type: 'pkcs8' }));
+  assert.deepEqual(importP256PrivateKey(der).spki, pair.spki);
+  assert.deepEqual(importP256PublicKey(exportPublicKeyPem(pair.publicKey)).spki, pair.spki);
+  assert.deepEqual(importP256PublicKey(pair.spki).spki, pair.spki);
+  assert.throws(() => p256FromScalar(new Uint8Array(32)), /out of range/);
+  assert.throws(() => p256FromScalar(fromHex('ffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551')), /out of range/);
+  const ed = generateKeyPairSync('ed25519');
+  assert.throws(() => importP256PublicKey(ed.publicKey.export({ format: 'pem', type: 'spki' }).toString()), /not a P-256 public key/);
 });
