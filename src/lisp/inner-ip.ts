@@ -36,13 +36,3 @@ export function sourceOffset(family: IpFamily): number {
 export function destinationOffset(family: IpFamily): number {
   return family === 4 ? IPV4_DESTINATION : IPV6_DESTINATION;
 }
-
-/** Does the address at buf[offset..] fall inside prefix (bytes, length)? */
-export function addressInPrefix(buf: Uint8Array, offset: number, prefix: Uint8Array, length: number): boolean {
-  const whole = length >> 3;
-  for (let i = 0; i < whole; i++) if (buf[offset + i] !== prefix[i]) return false;
-  const rest = length & 7;
-  if (rest === 0) return true;
-  const mask = (0xff << (8 - rest)) & 0xff;
-  return ((buf[offset + whole] ?? 0) & mask) === ((prefix[whole] ?? 0) & mask);
-}
