@@ -243,9 +243,10 @@ export class OpeningSession {
 
   /**
    * Opens packets[0..count). statuses[i] gets an index into SESSION_OPEN_STATUS; lengths[i] in:
-   * the received length; out (when ok): 8 + ivLength + padded plaintext.
+   * the received length; out (when ok): 8 + ivLength + padded plaintext, and payloadOffsets[i]
+   * (when given) where the plaintext starts.
    */
-  openBatch(packets: readonly Uint8Array[], lengths: Uint32Array, statuses: Uint8Array, count: number, now: number): void {
+  openBatch(packets: readonly Uint8Array[], lengths: Uint32Array, statuses: Uint8Array, count: number, now: number, payloadOffsets?: Uint32Array): void {
     this.reserve(count);
     for (const keyId of [1, 2, 3] as const) {
       const slot = this.slots[keyId];
@@ -291,7 +292,10 @@ export class OpeningSession {
         // Only authenticated packets move the window; a duplicate inside one batch loses here.
         if (status === S.ok && slot.window && !slot.window.accept(this.counters[j] ?? -1)) status = S.replayed;
         statuses[i] = status;
-        if (status === S.ok) lengths[i] = this.groupLengths[j] ?? 0;
+        if (status === S.ok) {
+          lengths[i] = this.groupLengths[j] ?? 0;
+          if (payloadOffsets) payloadOffsets[i] = HEADER + slot.layout.ivLength;
+        }
       }
     }
     for (let i = 0; i < count; i++) if (((packets[i]?.[0] ?? 0) & 0x03) === 0) statuses[i] = S['no-key'];

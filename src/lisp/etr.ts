@@ -1,0 +1,191 @@
+// The ETR data path (RFC 9300 §5.3, lisp-protocol.md §1.5), sans-IO: a batch of received UDP
+// 4341 payloads in, a batch of inner packets for the TUN out, every other packet counted under
+// its drop reason. Order of checks: header, instance, key (ICV before decryption, replay window),
+// inner version and length, destination must be a local EID, source must be an EID-prefix
+// mapped to the locator the packet came from (anti-spoofing).
+import { SESSION_OPEN_STATUS, type OpeningSession, type SessionOpenStatus } from '../crypto/session.js';
+import { CONTROL_IN_DATA_IID, DATA_HEADER_LENGTH } from './data-header.js';
+import type { DropCounters, DropReason } from './drop-counters.js';
+import { destinationOffset, ipFamily, ipPacketLength, sourceOffset } from './inner-ip.js';
+import type { MapCache } from './map-cache.js';
+import { prefixContains, type EidPrefix } from './prefix.js';
+
+/** What the ETR knows about a sending locator. */
+export interface EtrPeer {
+  /** Decryption keys agreed with this peer, if any. */
+  readonly opening: OpeningSession | undefined;
+  /** Accept KK=0 packets from this peer (a peer that stopped encrypting). */
+  readonly acceptClear: boolean;
+}
+
+/** The received datagrams: payload i is bufs[i][0, lengths[i]) from sourceAddress[i] (16-byte slots). */
+export interface EtrInput {
+  readonly bufs: readonly Uint8Array[];
+  readonly lengths: Uint32Array;
+  readonly count: number;
+  /** 4 or 6 per datagram. */
+  readonly sourceFamily: Uint8Array;
+  /** 16 bytes per datagram: IPv4 in the first 4. */
+  readonly sourceAddress: Uint8Array;
+}
+
+/** Inner packets ready for the TUN: bufs[index[k]][offsets[k], offsets[k] + lengths[k]). */
+export interface EtrOutput {
+  readonly index: Uint32Array;
+  readonly offsets: Uint32Array;
+  readonly lengths: Uint32Array;
+  count: number;
+}
+
+export interface EtrOptions {
+  readonly instanceId: number;
+  readonly localEids: readonly EidPrefix[];
+  readonly mapCache: MapCache<unknown>;
+  /** The peer behind a source locator, or undefined for strangers. */
+  readonly peerFor: (family: 4 | 6, address: Uint8Array, offset: number) => EtrPeer | undefined;
+  /** With no peer entry: accept clear packets from strangers (no encryption configured at all). */
+  readonly acceptClearFromStrangers: boolean;
+  readonly drops: DropCounters;
+}
+
+const OPEN_DROP: Readonly<Record<SessionOpenStatus, DropReason | undefined>> = {
+  ok: undefined,
+  'too-short': 'etr-too-short',
+  'icv-mismatch': 'etr-icv-mismatch',
+  'tag-mismatch': 'etr-tag-mismatch',
+  'bad-length': 'etr-bad-length',
+  'no-key': 'etr-no-key',
+  'key-expired': 'etr-key-expired',
+  replayed: 'etr-replayed',
+  'too-old': 'etr-too-old',
+};
+
+export function createEtrOutput(capacity: number): EtrOutput {
+  return { index: new Uint32Array(capacity), offsets: new Uint32Array(capacity), lengths: new Uint32Array(capacity), count: 0 };
+}
+
+export class Etr {
+  // Per-batch scratch: encrypted packets grouped by the session that opens them.
+  private readonly groups = new Map<OpeningSession, number[]>();
+  private groupBufs: Uint8Array[] = [];
+  private groupLengths = new Uint32Array(0);
+  private groupStatuses = new Uint8Array(0);
+  private groupOffsets = new Uint32Array(0);
+
+  constructor(private readonly options: EtrOptions) {}
+
+  process(input: EtrInput, now: number, out: EtrOutput): void {
+    out.count = 0;
+    const { drops } = this.options;
+    for (const list of this.groups.values()) list.length = 0;
+    for (let i = 0; i < input.count; i++) {
+      const buf = input.bufs[i];
+      const length = input.lengths[i] ?? 0;
+      if (!buf || length < DATA_HEADER_LENGTH) {
+        drops.add('etr-truncated');
+        continue;
+      }
+      const flags = buf[0] ?? 0;
+      const iid = (flags & 0x08) !== 0 ? ((buf[4] ?? 0) << 16) | ((buf[5] ?? 0) << 8) | (buf[6] ?? 0) : 0;
+      if (iid === CONTROL_IN_DATA_IID) {
+        drops.add('etr-control-in-data');
+        continue;
+      }
+      if (iid !== (this.options.instanceId & 0xffffff)) {
+        drops.add('etr-unknown-instance');
+        continue;
+      }
+      const family = input.sourceFamily[i] === 6 ? 6 : 4;
+      const peer = this.options.peerFor(family, input.sourceAddress, 16 * i);
+      if ((flags & 0x03) === 0) {
+        if (peer ? !peer.acceptClear : !this.options.acceptClearFromStrangers) {
+          drops.add('etr-clear-refused');
+          continue;
+        }
+        this.inner(input, i, DATA_HEADER_LENGTH, length - DATA_HEADER_LENGTH, now, out);
+        continue;
+      }
+      if (!peer?.opening) {
+        drops.add('etr-no-key');
+        continue;
+      }
+      let list = this.groups.get(peer.opening);
+      if (!list) {
+        list = [];
+        this.groups.set(peer.opening, list);
+      }
+      list.push(i);
+    }
+    for (const [session, list] of this.groups) if (list.length > 0) this.openGroup(session, list, input, now, out);
+  }
+
+  private openGroup(session: OpeningSession, list: number[], input: EtrInput, now: number, out: EtrOutput): void {
+    const n = list.length;
+    if (this.groupLengths.length < n) {
+      this.groupLengths = new Uint32Array(n);
+      this.groupStatuses = new Uint8Array(n);
+      this.groupOffsets = new Uint32Array(n);
+      this.groupBufs = new Array<Uint8Array>(n);
+    }
+    for (let k = 0; k < n; k++) {
+      const i = list[k] ?? 0;
+      this.groupBufs[k] = input.bufs[i] ?? new Uint8Array(0);
+      this.groupLengths[k] = input.lengths[i] ?? 0;
+    }
+    session.openBatch(this.groupBufs, this.groupLengths, this.groupStatuses, n, now, this.groupOffsets);
+    for (let k = 0; k < n; k++) {
+      const status = SESSION_OPEN_STATUS[this.groupStatuses[k] ?? 255] ?? 'bad-length';
+      const drop = OPEN_DROP[status];
+      if (drop) {
+        this.options.drops.add(drop);
+        continue;
+      }
+      const i = list[k] ?? 0;
+      const start = this.groupOffsets[k] ?? DATA_HEADER_LENGTH;
+      this.inner(input, i, start, (this.groupLengths[k] ?? 0) - start, now, out);
+    }
+  }
+
+  /** The inner-packet checks, then delivery. */
+  private inner(input: EtrInput, i: number, offset: number, available: number, now: number, out: EtrOutput): void {
+    const { drops } = this.options;
+    const buf = input.bufs[i] ?? new Uint8Array(0);
+    const family = ipFamily(buf, offset, available);
+    if (family === 0) {
+      drops.add('etr-bad-inner-version');
+      return;
+    }
+    // Decryptors pad: the inner header says how long the packet really is.
+    const length = ipPacketLength(buf, offset, available, family);
+    if (length < 0) {
+      drops.add('etr-bad-inner-length');
+      return;
+    }
+    const destination = offset + destinationOffset(family);
+    if (!this.options.localEids.some((p) => p.family === family && prefixContains(p, buf, destination))) {
+      drops.add('etr-not-local-eid');
+      return;
+    }
+    const source = this.options.mapCache.lookup(this.options.instanceId, family, buf, offset + sourceOffset(family), now);
+    if (source.kind !== 'positive') {
+      drops.add('etr-unknown-source');
+      return;
+    }
+    const from = input.sourceAddress;
+    const at = 16 * i;
+    const fromFamily = input.sourceFamily[i] === 6 ? 6 : 4;
+    if (!source.locators.some((l) => l.family === fromFamily && sameBytes(l.bytes, from, at))) {
+      drops.add('etr-spoofed-source');
+      return;
+    }
+    const k = out.count++;
+    out.index[k] = i;
+    out.offsets[k] = offset;
+    out.lengths[k] = length;
+  }
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array, offset: number): boolean {
+  for (let j = 0; j < a.length; j++) if (a[j] !== b[offset + j]) return false;
+  return true;
+}

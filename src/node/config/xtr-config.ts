@@ -1,0 +1,226 @@
+// The xTR role's configuration file (YAML): the TUN, the local locator, local EIDs, static
+// map-cache entries, and data-plane encryption with static X25519 keys (until the control plane
+// exchanges keys). docs/configuration.md documents every key.
+import { readFileSync } from 'node:fs';
+import { createPrivateKey } from 'node:crypto';
+import { dirname, resolve } from 'node:path';
+import { formatIpv6, parseIpv4, parseIpv6 } from '../../lisp/ip-text.js';
+import { maxSealOverhead, type CipherSuite } from '../../crypto/cipher-suite.js';
+import { x25519FromPrivate, type X25519KeyPair } from '../../crypto/x25519-kdf.js';
+import { ConfigError } from './config-error.js';
+import type { EidPrefix } from '../../lisp/prefix.js';
+import { loadYamlConfig, parsePrefixText } from './load-yaml.js';
+
+interface RawLocator {
+  address: string;
+  port: number;
+  priority: number;
+  weight: number;
+}
+
+interface RawXtrConfig {
+  tun: { name: string; mtu: number | 'auto' };
+  underlay: { address: string; port: number; mtu: number };
+  'instance-id': number;
+  'local-eids': { prefix: string; address?: string }[];
+  'map-cache': { prefix: string; locators: RawLocator[] }[];
+  encryption: {
+    mode: 'required' | 'off';
+    'cipher-suite': number;
+    backend: 'native' | 'node';
+    'private-key-file'?: string;
+    'accept-clear': boolean;
+    peers: { locator: string; 'public-key': string }[];
+  };
+}
+
+const schema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['tun', 'underlay', 'local-eids'],
+  properties: {
+    tun: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['name'],
+      properties: {
+        name: { type: 'string', pattern: '^[A-Za-z0-9_.-]{1,15}$' },
+        mtu: { anyOf: [{ type: 'integer', minimum: 576, maximum: 65535 }, { type: 'string', const: 'auto' }], default: 'auto' },
+      },
+    },
+    underlay: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['address'],
+      properties: {
+        address: { type: 'string', format: 'ip-address' },
+        port: { type: 'integer', minimum: 1, maximum: 65535, default: 4341 },
+        mtu: { type: 'integer', minimum: 1280, maximum: 65535, default: 1500 },
+      },
+    },
+    'instance-id': { type: 'integer', minimum: 0, maximum: 0xfffffe, default: 0 },
+    'local-eids': {
+      type: 'array',
+      minItems: 1,
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['prefix'],
+        properties: { prefix: { type: 'string', format: 'ip-prefix' }, address: { type: 'string', format: 'ip-address', nullable: true } },
+      },
+    },
+    'map-cache': {
+      type: 'array',
+      default: [],
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['prefix', 'locators'],
+        properties: {
+          prefix: { type: 'string', format: 'ip-prefix' },
+          locators: {
+            type: 'array',
+            minItems: 1,
+            items: {
+              type: 'object',
+              additionalProperties: false,
+              required: ['address'],
+              properties: {
+                address: { type: 'string', format: 'ip-address' },
+                port: { type: 'integer', minimum: 1, maximum: 65535, default: 4341 },
+                priority: { type: 'integer', minimum: 0, maximum: 255, default: 1 },
+                weight: { type: 'integer', minimum: 0, maximum: 255, default: 100 },
+              },
+            },
+          },
+        },
+      },
+    },
+    encryption: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      required: [],
+      properties: {
+        mode: { type: 'string', enum: ['required', 'off'], default: 'off' },
+        'cipher-suite': { type: 'integer', enum: [2, 5], default: 5 },
+        backend: { type: 'string', enum: ['native', 'node'], default: 'native' },
+        'private-key-file': { type: 'string', nullable: true },
+        'accept-clear': { type: 'boolean', default: false },
+        peers: {
+          type: 'array',
+          default: [],
+          items: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['locator', 'public-key'],
+            properties: { locator: { type: 'string', format: 'ip-address' }, 'public-key': { type: 'string', pattern: '^[A-Za-z0-9+/]{43}=$' } },
+          },
+        },
+      },
+    },
+  },
+} as const;
+
+export interface LocatorConfig {
+  readonly address: string;
+  readonly family: 4 | 6;
+  readonly port: number;
+  readonly priority: number;
+  readonly weight: number;
+}
+
+export interface XtrConfig {
+  readonly file: string;
+  readonly tun: { readonly name: string; readonly mtu: number };
+  readonly underlay: { readonly address: string; readonly family: 4 | 6; readonly port: number; readonly mtu: number };
+  readonly instanceId: number;
+  readonly localEids: readonly { readonly prefix: EidPrefix; readonly address?: string }[];
+  readonly mapCache: readonly { readonly prefix: EidPrefix; readonly locators: readonly LocatorConfig[] }[];
+  readonly encryption:
+    | { readonly mode: 'off' }
+    | {
+        readonly mode: 'required';
+        readonly suite: CipherSuite;
+        readonly backend: 'native' | 'node';
+        readonly key: X25519KeyPair;
+        readonly acceptClear: boolean;
+        /** Peer locator address text -> raw X25519 public key. */
+        readonly peers: ReadonlyMap<string, Uint8Array>;
+      };
+}
+
+function family(address: string): 4 | 6 {
+  return parseIpv4(address) ? 4 : 6;
+}
+
+/** Canonical text, so `2001:DB8::1` and `2001:db8:0::1` name the same peer. */
+function canonical(address: string): string {
+  const v6 = parseIpv4(address) ? undefined : parseIpv6(address);
+  return v6 ? formatIpv6(v6) : address;
+}
+
+/** IPv4 outer: 20 + 8 + 8 bytes; IPv6: 40 + 8 + 8 (RFC 9300 §7). */
+function encapsulationOverhead(underlayFamily: 4 | 6): number {
+  return underlayFamily === 4 ? 36 : 56;
+}
+
+export function loadXtrConfig(file: string): XtrConfig {
+  const raw = loadYamlConfig<RawXtrConfig>(file, schema);
+  const underlayFamily = family(raw.underlay.address);
+  const enc = raw.encryption;
+  const overhead = encapsulationOverhead(underlayFamily) + (enc.mode === 'required' ? maxSealOverhead(enc['cipher-suite'] as CipherSuite) : 0);
+  const autoMtu = raw.underlay.mtu - overhead;
+  if (raw.tun.mtu !== 'auto' && raw.tun.mtu > autoMtu) {
+    throw new ConfigError(file, '/tun/mtu', `at most ${autoMtu}: the underlay MTU ${raw.underlay.mtu} minus ${overhead} bytes of encapsulation${enc.mode === 'required' ? ' and encryption' : ''}`);
+  }
+  const prefix = (text: string, path: string): EidPrefix => {
+    const p = parsePrefixText(text);
+    if (!p) throw new ConfigError(file, path, 'expected an IP prefix');
+    return p;
+  };
+  const localEids = raw['local-eids'].map((e, i) => {
+    const p = prefix(e.prefix, `/local-eids/${i}/prefix`);
+    if (e.address !== undefined && family(e.address) !== p.family) throw new ConfigError(file, `/local-eids/${i}/address`, `expected an IPv${p.family} address inside ${e.prefix}`);
+    return { prefix: p, ...(e.address !== undefined && { address: e.address }) };
+  });
+  const mapCache = raw['map-cache'].map((entry, i) => ({
+    prefix: prefix(entry.prefix, `/map-cache/${i}/prefix`),
+    locators: entry.locators.map((l, j) => {
+      if (family(l.address) !== underlayFamily) {
+        throw new ConfigError(file, `/map-cache/${i}/locators/${j}/address`, `expected an IPv${underlayFamily} locator (the underlay address ${raw.underlay.address} is IPv${underlayFamily})`);
+      }
+      return { address: canonical(l.address), family: underlayFamily, port: l.port, priority: l.priority, weight: l.weight };
+    }),
+  }));
+  return {
+    file,
+    tun: { name: raw.tun.name, mtu: raw.tun.mtu === 'auto' ? autoMtu : raw.tun.mtu },
+    underlay: { address: canonical(raw.underlay.address), family: underlayFamily, port: raw.underlay.port, mtu: raw.underlay.mtu },
+    instanceId: raw['instance-id'],
+    localEids,
+    mapCache,
+    encryption: enc.mode === 'off' ? { mode: 'off' } : loadEncryption(file, enc),
+  };
+}
+
+function loadEncryption(file: string, enc: RawXtrConfig['encryption']): XtrConfig['encryption'] {
+  const keyFile = enc['private-key-file'];
+  if (keyFile === undefined) throw new ConfigError(file, '/encryption/private-key-file', 'missing: encryption needs this node\'s X25519 private key (lispnode datakey new)');
+  const path = resolve(dirname(file), keyFile);
+  let key: X25519KeyPair;
+  try {
+    const der = createPrivateKey({ key: readFileSync(path, 'utf8'), format: 'pem' }).export({ format: 'der', type: 'pkcs8' });
+    if (der.length !== 48) throw new Error('not an X25519 key');
+    key = x25519FromPrivate(new Uint8Array(der.subarray(16)));
+  } catch (error) {
+    throw new ConfigError(file, '/encryption/private-key-file', `expected an X25519 private key in PEM at ${path} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+  }
+  const peers = new Map<string, Uint8Array>();
+  enc.peers.forEach((p, i) => {
+    const raw = Buffer.from(p['public-key'], 'base64');
+    if (raw.length !== 32) throw new ConfigError(file, `/encryption/peers/${i}/public-key`, 'expected a base64 X25519 public key (32 bytes)');
+    peers.set(canonical(p.locator), new Uint8Array(raw));
+  });
+  return { mode: 'required', suite: enc['cipher-suite'] as CipherSuite, backend: enc.backend, key, acceptClear: enc['accept-clear'], peers };
+}
