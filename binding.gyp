@@ -7,9 +7,11 @@
       "target_name": "lispnode_native",
       "sources": [
         "src/tun/native/addon.cc",
+        "src/tun/native/tun.cc",
         "src/tun/native/aead.cc",
         "src/tun/native/aead_suite.cc",
-        "src/tun/native/icv.cc"
+        "src/tun/native/icv.cc",
+        "src/tun/native/udp.cc"
       ],
       "defines": ["NAPI_VERSION=8"],
       "cflags": ["-fvisibility=hidden", "-Wall", "-Wextra"],

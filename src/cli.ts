@@ -6,6 +6,11 @@ import { Command } from 'commander';
 import { hasDecodeError, packetJson, packetLine } from './node/decode-listing.js';
 import { runDemo } from './node/demo.js';
 import { CommandError, eidDerive, eidNew, eidSign, eidVerify, type EidOptions } from './node/eid-command.js';
+import { ConfigError } from './node/config/config-error.js';
+import { loadXtrConfig } from './node/config/xtr-config.js';
+import { createLogger } from './node/log.js';
+import { dataKeyPublic, newDataKey } from './node/xtr/data-key.js';
+import { XtrNode } from './node/xtr/xtr-node.js';
 import { lispPackets } from './node/lisp-capture.js';
 import { readCapture } from './node/pcap-file.js';
 
@@ -104,8 +109,70 @@ eidCommand('verify', 'check an EID signature (exit 0 valid, 1 invalid)')
   );
 
 program
+  .command('xtr')
+  .description('run the xTR data plane: TUN <-> encrypted LISP over UDP 4341 (SIGUSR1 prints counters, SIGTERM stops)')
+  .requiredOption('--config <file>', 'xTR configuration (YAML, docs/configuration.md)')
+  .action(async (o: { config: string }) => {
+    const log = createLogger();
+    let config;
+    try {
+      config = loadXtrConfig(o.config);
+    } catch (error) {
+      if (error instanceof ConfigError) fail(error.message);
+      throw error;
+    }
+    let node: XtrNode;
+    try {
+      node = await XtrNode.start(config, log);
+    } catch (error) {
+      fail(`cannot start the xTR: ${(error as Error).message}`);
+    }
+    process.on('SIGUSR1', () => print(JSON.stringify({ stats: node.stats() })));
+    const stop = (signal: string): void => {
+      log.log('info', 'stopping', { signal });
+      node.stop().then(
+        () => process.exit(0),
+        (error: unknown) => {
+          log.log('error', 'teardown failed', { error: String(error) });
+          process.exit(1);
+        },
+      );
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+
+const datakey = program.command('datakey').description("the node's static X25519 data-plane key (until the control plane exchanges keys)");
+datakey
+  .command('new')
+  .description('create a key file (PEM, mode 0600) and print its public key (base64) for the peers\' configs')
+  .requiredOption('--key <file>', 'where to write the private key; never overwritten')
+  .action(
+    guarded((o: { key: string }) => {
+      try {
+        print(newDataKey(o.key));
+      } catch (error) {
+        throw new CommandError(`--key ${o.key}: cannot create (${(error as NodeJS.ErrnoException).code ?? String(error)})`);
+      }
+    }),
+  );
+datakey
+  .command('show')
+  .description('print the public key (base64) of a key file')
+  .requiredOption('--key <file>', 'the private key file')
+  .action(
+    guarded((o: { key: string }) => {
+      try {
+        print(dataKeyPublic(o.key));
+      } catch (error) {
+        throw new CommandError(`--key ${o.key}: ${(error as Error).message}`);
+      }
+    }),
+  );
+
+program
   .command('version')
   .description('print the version')
   .action(() => print(packageJson.version));
 
-program.parse();
+await program.parseAsync();

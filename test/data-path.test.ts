@@ -17,9 +17,11 @@ import { parseIpv4 } from '../src/lisp/ip-text.js';
 const NOW = 5_000_000;
 const KEYS: DataPlaneKeys = { encryptKey: randomBytes(16), icvKey: randomBytes(20) };
 
+/** The UDP socket's address slot: IPv4-mapped. */
 function slot(address: string): Uint8Array {
   const s = new Uint8Array(16);
-  s.set(parseIpv4(address) ?? []);
+  s.set([0xff, 0xff], 10);
+  s.set(parseIpv4(address) ?? [], 12);
   return s;
 }
 
@@ -77,7 +79,7 @@ function twoNodes(options: { encrypt: boolean; mtu?: number }): { a: Node; b: No
       instanceId: 0,
       localEids: [prefix(localEids)],
       mapCache: mapCache,
-      peerFor: (family, address, offset) => (family === 4 && remoteSlot.every((b, j) => j >= 4 || b === address[offset + j]) ? etrPeer : undefined),
+      peerFor: (family, address, offset) => (family === 4 && remoteSlot.subarray(12).every((b, j) => b === address[offset + j]) ? etrPeer : undefined),
       acceptClearFromStrangers: !options.encrypt,
       drops,
     });
@@ -108,7 +110,7 @@ function receive(node: Node, datagrams: Uint8Array[], from = '198.18.0.1'): Uint
   });
   const sourceAddress = new Uint8Array(16 * bufs.length);
   bufs.forEach((_, i) => sourceAddress.set(slot(from), 16 * i));
-  const input: EtrInput = { bufs, lengths: Uint32Array.from(datagrams, (d) => d.length), count: bufs.length, sourceFamily: new Uint8Array(bufs.length).fill(4), sourceAddress };
+  const input: EtrInput = { bufs, lengths: Uint32Array.from(datagrams, (d) => d.length), count: bufs.length, sourceAddress };
   const out = createEtrOutput(bufs.length);
   node.etr.process(input, NOW, out);
   return Array.from({ length: out.count }, (_, k) => (bufs[out.index[k] ?? 0] ?? new Uint8Array()).slice(out.offsets[k], (out.offsets[k] ?? 0) + (out.lengths[k] ?? 0)));

@@ -30,6 +30,19 @@ export function x25519FromPrivate(privateBytes: Uint8Array): X25519KeyPair {
   return { privateKey, publicKey: new Uint8Array(spki.subarray(SPKI_PREFIX.length)) };
 }
 
+/** A key pair from its PKCS#8 PEM text (how the node keeps its static data-plane key). */
+export function x25519FromPem(pem: string): X25519KeyPair {
+  const key = createPrivateKey({ key: pem, format: 'pem' });
+  if (key.asymmetricKeyType !== 'x25519') throw new TypeError(`not an X25519 private key (${key.asymmetricKeyType ?? 'unknown type'})`);
+  const der = key.export({ format: 'der', type: 'pkcs8' });
+  return x25519FromPrivate(new Uint8Array(der.subarray(PKCS8_PREFIX.length)));
+}
+
+/** PKCS#8 PEM text of a key pair's private key. */
+export function x25519ToPem(pair: X25519KeyPair): string {
+  return pair.privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
+}
+
 function publicKeyObject(raw: Uint8Array): KeyObject {
   if (raw.length !== 32) throw new RangeError('an X25519 public key is 32 bytes');
   return createPublicKey({ key: Buffer.concat([SPKI_PREFIX, raw]), format: 'der', type: 'spki' });

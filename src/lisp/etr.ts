@@ -18,15 +18,22 @@ export interface EtrPeer {
   readonly acceptClear: boolean;
 }
 
-/** The received datagrams: payload i is bufs[i][0, lengths[i]) from sourceAddress[i] (16-byte slots). */
+/**
+ * The received datagrams: payload i is bufs[i][0, lengths[i]) from the address in slot i of
+ * `sourceAddress` (16 bytes per slot, IPv4 as IPv4-mapped ::ffff:a.b.c.d, as the UDP socket
+ * reports it).
+ */
 export interface EtrInput {
   readonly bufs: readonly Uint8Array[];
   readonly lengths: Uint32Array;
   readonly count: number;
-  /** 4 or 6 per datagram. */
-  readonly sourceFamily: Uint8Array;
-  /** 16 bytes per datagram: IPv4 in the first 4. */
   readonly sourceAddress: Uint8Array;
+}
+
+/** 4 for an IPv4-mapped slot (its address at +12), else 6. */
+export function slotFamily(slots: Uint8Array, base: number): 4 | 6 {
+  for (let j = 0; j < 10; j++) if (slots[base + j] !== 0) return 6;
+  return slots[base + 10] === 0xff && slots[base + 11] === 0xff ? 4 : 6;
 }
 
 /** Inner packets ready for the TUN: bufs[index[k]][offsets[k], offsets[k] + lengths[k]). */
@@ -41,7 +48,7 @@ export interface EtrOptions {
   readonly instanceId: number;
   readonly localEids: readonly EidPrefix[];
   readonly mapCache: MapCache<unknown>;
-  /** The peer behind a source locator, or undefined for strangers. */
+  /** The peer behind a source locator (its bytes at address[offset..]: 4 or 16), or undefined for strangers. */
   readonly peerFor: (family: 4 | 6, address: Uint8Array, offset: number) => EtrPeer | undefined;
   /** With no peer entry: accept clear packets from strangers (no encryption configured at all). */
   readonly acceptClearFromStrangers: boolean;
@@ -95,8 +102,8 @@ export class Etr {
         drops.add('etr-unknown-instance');
         continue;
       }
-      const family = input.sourceFamily[i] === 6 ? 6 : 4;
-      const peer = this.options.peerFor(family, input.sourceAddress, 16 * i);
+      const family = slotFamily(input.sourceAddress, 16 * i);
+      const peer = this.options.peerFor(family, input.sourceAddress, 16 * i + (family === 4 ? 12 : 0));
       if ((flags & 0x03) === 0) {
         if (peer ? !peer.acceptClear : !this.options.acceptClearFromStrangers) {
           drops.add('etr-clear-refused');
@@ -172,8 +179,8 @@ export class Etr {
       return;
     }
     const from = input.sourceAddress;
-    const at = 16 * i;
-    const fromFamily = input.sourceFamily[i] === 6 ? 6 : 4;
+    const fromFamily = slotFamily(from, 16 * i);
+    const at = 16 * i + (fromFamily === 4 ? 12 : 0);
     if (!source.locators.some((l) => l.family === fromFamily && sameBytes(l.bytes, from, at))) {
       drops.add('etr-spoofed-source');
       return;

@@ -19,7 +19,7 @@ const TAILROOM = 64;
 /** A destination locator as the ITR sees it; the map-cache carries one per locator. */
 export interface ItrPeer {
   readonly family: 4 | 6;
-  /** 16 bytes; IPv4 in the first 4. */
+  /** The UDP socket's address slot: 16 bytes, IPv4 as IPv4-mapped ::ffff:a.b.c.d. */
   readonly address: Uint8Array;
   readonly port: number;
   /** Keys for this locator; undefined sends clear (when allowed). */

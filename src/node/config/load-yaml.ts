@@ -28,6 +28,15 @@ function describe(e: ErrorObject): { path: string; expected: string } {
       return { path: `${path}/${String(e.params.missingProperty)}`, expected: 'missing: this setting is required' };
     case 'format':
       return { path, expected: e.params.format === 'ip-prefix' ? 'expected an IP prefix such as 192.0.2.0/28 or 2001:db8::/32 (no bits set past the length)' : 'expected an IPv4 or IPv6 address' };
+    case 'type':
+      return { path, expected: `expected ${String(e.params.type).replace(/,/g, ' or ')}` };
+    case 'pattern':
+      return { path, expected: `expected text matching ${String(e.params.pattern)}` };
+    case 'minimum':
+    case 'maximum':
+      return { path, expected: `expected a number ${e.keyword === 'minimum' ? '>=' : '<='} ${String(e.params.limit)}` };
+    case 'minItems':
+      return { path, expected: `expected at least ${String(e.params.limit)} item(s)` };
     case 'enum':
       return { path, expected: `expected one of ${(e.params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}` };
     default:

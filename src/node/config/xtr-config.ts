@@ -2,11 +2,10 @@
 // map-cache entries, and data-plane encryption with static X25519 keys (until the control plane
 // exchanges keys). docs/configuration.md documents every key.
 import { readFileSync } from 'node:fs';
-import { createPrivateKey } from 'node:crypto';
 import { dirname, resolve } from 'node:path';
 import { formatIpv6, parseIpv4, parseIpv6 } from '../../lisp/ip-text.js';
 import { maxSealOverhead, type CipherSuite } from '../../crypto/cipher-suite.js';
-import { x25519FromPrivate, type X25519KeyPair } from '../../crypto/x25519-kdf.js';
+import { x25519FromPem, type X25519KeyPair } from '../../crypto/x25519-kdf.js';
 import { ConfigError } from './config-error.js';
 import type { EidPrefix } from '../../lisp/prefix.js';
 import { loadYamlConfig, parsePrefixText } from './load-yaml.js';
@@ -210,9 +209,7 @@ function loadEncryption(file: string, enc: RawXtrConfig['encryption']): XtrConfi
   const path = resolve(dirname(file), keyFile);
   let key: X25519KeyPair;
   try {
-    const der = createPrivateKey({ key: readFileSync(path, 'utf8'), format: 'pem' }).export({ format: 'der', type: 'pkcs8' });
-    if (der.length !== 48) throw new Error('not an X25519 key');
-    key = x25519FromPrivate(new Uint8Array(der.subarray(16)));
+    key = x25519FromPem(readFileSync(path, 'utf8'));
   } catch (error) {
     throw new ConfigError(file, '/encryption/private-key-file', `expected an X25519 private key in PEM at ${path} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
   }

@@ -4,8 +4,12 @@
 #include <node_api.h>
 
 #include "aead.h"
+#include "tun.h"
+#include "udp.h"
 
 NAPI_MODULE_INIT() {
   if (lispnode::RegisterAead(env, exports) == nullptr) return nullptr;
+  if (lispnode::RegisterTun(env, exports) == nullptr) return nullptr;
+  if (lispnode::RegisterUdp(env, exports) == nullptr) return nullptr;
   return exports;
 }

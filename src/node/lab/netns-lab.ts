@@ -1,0 +1,201 @@
+// A lab of lispnode xTRs in network namespaces on this machine, for the demo, the end-to-end
+// tests and the benchmarks: namespaces joined by veth pairs on 198.18.0.0/24, one xTR process per
+// node with its config and keys in a temporary folder, and a teardown that removes everything it
+// made (processes, namespaces, interfaces, files) — and can prove it.
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { stringify } from 'yaml';
+import { newDataKey } from '../xtr/data-key.js';
+import type { XtrStats } from '../xtr/xtr-node.js';
+
+const exec = promisify(execFile);
+const CLI = fileURLToPath(new URL('../../cli.js', import.meta.url));
+
+export interface LabNodeSpec {
+  /** Short name, used in namespace and interface names. */
+  readonly name: string;
+  /** Underlay address in 198.18.0.0/24. */
+  readonly locator: string;
+  /** Local EIDs: prefix and the address assigned on the TUN (the "workload"). */
+  readonly eids: readonly { readonly prefix: string; readonly address: string }[];
+  /** Static map-cache entries besides the other nodes' EIDs (e.g. for a host replaying a peer's traffic). */
+  readonly mapCache?: readonly { readonly prefix: string; readonly locators: readonly string[] }[];
+}
+
+export interface LabOptions {
+  readonly nodes: readonly LabNodeSpec[];
+  readonly encryption: 'required' | 'off';
+  readonly suite?: 2 | 5;
+  readonly backend?: 'native' | 'node';
+  /** Extra namespaces on the underlay without an xTR (e.g. a replayer), name -> locator. */
+  readonly hosts?: Readonly<Record<string, string>>;
+  /**
+   * Lab id (1–8 lowercase letters or digits) in namespace and interface names; default: from the pid
+   * and a random number. Give distinct ids to labs that one process runs at the same time, since
+   * destroy() removes every namespace named `ln<id>-…`.
+   */
+  readonly id?: string;
+}
+
+export interface LabNode extends LabNodeSpec {
+  readonly namespace: string;
+  readonly process: ChildProcess;
+  readonly stderr: string[];
+  readonly stdout: string[];
+}
+
+/** Runs a command in the root namespace or inside `namespace`. */
+export async function run(namespace: string | undefined, command: string, args: readonly string[], timeoutMs = 30_000): Promise<string> {
+  const [file, argv] = namespace ? ['ip', ['netns', 'exec', namespace, command, ...args]] : [command, [...args]];
+  const { stdout } = await exec(file, argv, { encoding: 'utf8', timeout: timeoutMs, maxBuffer: 64 << 20 });
+  return stdout;
+}
+
+export class NetnsLab {
+  readonly nodes: LabNode[] = [];
+  readonly hosts: { readonly namespace: string; readonly locator: string }[] = [];
+  private readonly bridge: string;
+  private readonly underlay: string;
+  private constructor(
+    readonly id: string,
+    readonly dir: string,
+  ) {
+    this.bridge = `lnbr${id}`;
+    this.underlay = `ln${id}-u`;
+  }
+
+  /** Namespaces are named `ln<id>-<node>`; <id> is short so interface names stay under 16 chars. */
+  static async create(options: LabOptions): Promise<NetnsLab> {
+    if (options.id !== undefined && !/^[a-z0-9]{1,8}$/.test(options.id)) throw new RangeError(`lab id ${JSON.stringify(options.id)}: 1-8 lowercase letters or digits`);
+    const id = options.id ?? `${process.pid % 10000}${Math.floor(Math.random() * 100)}`;
+    const lab = new NetnsLab(id, mkdtempSync(join(tmpdir(), 'lispnode-lab-')));
+    try {
+      await lab.build(options);
+      return lab;
+    } catch (error) {
+      await lab.destroy();
+      throw error;
+    }
+  }
+
+  private async build(options: LabOptions): Promise<void> {
+    // A bridge in its own namespace plays the underlay switch, as in the reference captures.
+    await run(undefined, 'ip', ['netns', 'add', this.underlay]);
+    await run(this.underlay, 'ip', ['link', 'add', this.bridge, 'type', 'bridge']);
+    await run(this.underlay, 'ip', ['link', 'set', this.bridge, 'up']);
+    const all = [...options.nodes.map((n) => ({ name: n.name, locator: n.locator })), ...Object.entries(options.hosts ?? {}).map(([name, locator]) => ({ name, locator }))];
+    for (const { name, locator } of all) {
+      const ns = `ln${this.id}-${name}`;
+      await run(undefined, 'ip', ['netns', 'add', ns]);
+      await run(ns, 'ip', ['link', 'set', 'lo', 'up']);
+      const outside = `v${this.id}${name}`.slice(0, 15);
+      await run(this.underlay, 'ip', ['link', 'add', outside, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns]);
+      await run(this.underlay, 'ip', ['link', 'set', outside, 'master', this.bridge, 'up']);
+      await run(ns, 'ip', ['addr', 'add', `${locator}/24`, 'dev', 'eth0']);
+      await run(ns, 'ip', ['link', 'set', 'eth0', 'up']);
+      if (!options.nodes.some((n) => n.name === name)) this.hosts.push({ namespace: ns, locator });
+    }
+    const keys = new Map<string, string>();
+    for (const node of options.nodes) keys.set(node.name, options.encryption === 'required' ? newDataKey(join(this.dir, `${node.name}.key`)) : '');
+    for (const node of options.nodes) {
+      const others = options.nodes.filter((n) => n !== node);
+      const config = {
+        tun: { name: 'lisp0' },
+        underlay: { address: node.locator },
+        'local-eids': node.eids.map((e) => ({ prefix: e.prefix, address: e.address })),
+        'map-cache': [
+          ...others.flatMap((o) => o.eids.map((e) => ({ prefix: e.prefix, locators: [{ address: o.locator }] }))),
+          ...(node.mapCache ?? []).map((e) => ({ prefix: e.prefix, locators: e.locators.map((address) => ({ address })) })),
+        ],
+        encryption:
+          options.encryption === 'required'
+            ? {
+                mode: 'required',
+                'cipher-suite': options.suite ?? 5,
+                backend: options.backend ?? 'native',
+                'private-key-file': `${node.name}.key`,
+                peers: others.map((o) => ({ locator: o.locator, 'public-key': keys.get(o.name) ?? '' })),
+              }
+            : { mode: 'off' },
+      };
+      const file = join(this.dir, `${node.name}.yaml`);
+      writeFileSync(file, stringify(config));
+      this.nodes.push(await this.startXtr(node, file));
+    }
+  }
+
+  private startXtr(spec: LabNodeSpec, configFile: string): Promise<LabNode> {
+    const namespace = `ln${this.id}-${spec.name}`;
+    const child = spawn('ip', ['netns', 'exec', namespace, process.execPath, CLI, 'xtr', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const node: LabNode = { ...spec, namespace, process: child, stderr: [], stdout: [] };
+    const lines = (sink: string[]) => (chunk: Buffer) => sink.push(...chunk.toString('utf8').split('\n').filter(Boolean));
+    child.stdout.on('data', lines(node.stdout));
+    child.stderr.on('data', lines(node.stderr));
+    return new Promise((resolve, reject) => {
+      const deadline = setTimeout(() => reject(new Error(`xTR ${spec.name} did not start in 10 s: ${node.stderr.join(' | ')}`)), 10_000);
+      const poll = setInterval(() => {
+        if (node.stderr.some((l) => l.includes('"xTR started"'))) {
+          clearTimeout(deadline);
+          clearInterval(poll);
+          resolve(node);
+        }
+      }, 50);
+      child.once('exit', (code) => {
+        clearTimeout(deadline);
+        clearInterval(poll);
+        reject(new Error(`xTR ${spec.name} exited with ${code}: ${node.stderr.join(' | ')}`));
+      });
+    });
+  }
+
+  node(name: string): LabNode {
+    const n = this.nodes.find((x) => x.name === name);
+    if (!n) throw new Error(`no lab node ${name}`);
+    return n;
+  }
+
+  /** The node's counters, asked for with SIGUSR1. */
+  async stats(name: string): Promise<XtrStats> {
+    const node = this.node(name);
+    const before = node.stdout.length;
+    node.process.kill('SIGUSR1');
+    for (let i = 0; i < 100; i++) {
+      const line = node.stdout.slice(before).find((l) => l.startsWith('{"stats"'));
+      if (line) return (JSON.parse(line) as { stats: XtrStats }).stats;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    throw new Error(`no stats from ${name}`);
+  }
+
+  /** Stops every xTR (SIGTERM, then SIGKILL), deletes the namespaces and the folder. */
+  async destroy(): Promise<void> {
+    await Promise.all(
+      this.nodes.map(
+        (n) =>
+          new Promise<void>((resolve) => {
+            if (n.process.exitCode !== null || n.process.signalCode !== null) return resolve();
+            const kill = setTimeout(() => n.process.kill('SIGKILL'), 5000);
+            n.process.once('exit', () => {
+              clearTimeout(kill);
+              resolve();
+            });
+            n.process.kill('SIGTERM');
+          }),
+      ),
+    );
+    const namespaces = (await run(undefined, 'ip', ['netns', 'list'])).split('\n').map((l) => l.split(' ')[0] ?? '').filter((ns) => ns.startsWith(`ln${this.id}-`));
+    for (const ns of namespaces) await run(undefined, 'ip', ['netns', 'del', ns]).catch(() => undefined);
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  /** What is left of this lab: namespaces and xTR processes (empty after destroy). */
+  async leftovers(): Promise<string[]> {
+    const namespaces = (await run(undefined, 'ip', ['netns', 'list'])).split('\n').map((l) => l.split(' ')[0] ?? '').filter((ns) => ns.startsWith(`ln${this.id}-`));
+    const processes = this.nodes.filter((n) => n.process.exitCode === null && n.process.signalCode === null).map((n) => `xTR ${n.name}`);
+    return [...namespaces, ...processes];
+  }
+}
