@@ -71,7 +71,8 @@ export class NetnsLab {
   /** Namespaces are named `ln<id>-<node>`; <id> is short so interface names stay under 16 chars. */
   static async create(options: LabOptions): Promise<NetnsLab> {
     if (options.id !== undefined && !/^[a-z0-9]{1,8}$/.test(options.id)) throw new RangeError(`lab id ${JSON.stringify(options.id)}: 1-8 lowercase letters or digits`);
-    const id = options.id ?? `${process.pid % 10000}${Math.floor(Math.random() * 100)}`;
+    // Fixed width, so two labs' ids can never run into each other (12345 = 1234+5 = 123+45).
+    const id = options.id ?? `${String(process.pid % 10000).padStart(4, '0')}${String(Math.floor(Math.random() * 100)).padStart(2, '0')}`;
     const lab = new NetnsLab(id, mkdtempSync(join(tmpdir(), 'lispnode-lab-')));
     try {
       await lab.build(options);
