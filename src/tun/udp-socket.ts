@@ -416,7 +416,7 @@ function describeOpenError(error: unknown): unknown {
   return described;
 }
 
-function checkOptionalInteger(name: string, value: number | undefined, min: number, max: number): void {
+function checkInteger(name: string, value: number | undefined, min: number, max: number): void {
   if (value === undefined) return;
   if (!Number.isInteger(value) || value < min || value > max) throw new RangeError(`openBatchUdpSocket: ${name} must be an integer in [${min}, ${max}], got ${value}`);
 }
@@ -433,10 +433,10 @@ export function openBatchUdpSocket(options: BatchUdpSocketOptions): BatchUdpSock
   if (family === 4 ? !isIPv4(address) : !isIPv6(address) || address.includes('%')) {
     throw new TypeError(`openBatchUdpSocket: address must be ${family === 4 ? 'IPv4' : 'IPv6 (without a scope id)'} text for family ${family}, got '${address}'`);
   }
-  checkOptionalInteger('port', port, 0, 65535);
-  checkOptionalInteger('receiveBuffer', options.receiveBuffer, 1, 2 ** 30);
-  checkOptionalInteger('sendBuffer', options.sendBuffer, 1, 2 ** 30);
-  checkOptionalInteger('tos', options.tos, 0, 255);
+  checkInteger('port', port, 0, 65535);
+  checkInteger('receiveBuffer', options.receiveBuffer, 1, 2 ** 30);
+  checkInteger('sendBuffer', options.sendBuffer, 1, 2 ** 30);
+  checkInteger('tos', options.tos, 0, 255);
   if (options.dualStack === true && family !== 6) throw new RangeError('openBatchUdpSocket: dualStack needs family 6');
   const slot = new Uint8Array(ADDRESS_SLOT_BYTES);
   writeAddressSlot(slot, 0, address);

@@ -70,11 +70,22 @@ struct Counters {
   int last_send_errno = 0;
 };
 
+struct Socket;
+
+// The libuv poll of a socket, apart from it: its close callback runs after the socket may be gone.
+// An async cleanup hook keeps the environment (and so this addon's code, which a worker's
+// teardown unloads) alive until that callback has run.
+struct Poll {
+  uv_poll_t handle;
+  Socket* socket;  // null once closing
+  napi_async_cleanup_hook_handle cleanup_hook = nullptr;
+};
+
 struct Socket {
   napi_env env = nullptr;
   int fd = -1;  // -1 once closed
   int family = AF_INET;
-  uv_poll_t* poll = nullptr;  // created by the first start; freed by its close callback
+  Poll* poll = nullptr;  // created by the first start, closed by Close or the environment's teardown
   napi_ref self = nullptr;    // weak, strong while a poll callback is wanted
   bool self_strong = false;
   napi_ref on_readable = nullptr;  // set while reading
@@ -106,7 +117,28 @@ void DeleteRef(napi_env env, napi_ref* ref) {
   }
 }
 
-void OnPollClosed(uv_handle_t* handle) { delete reinterpret_cast<uv_poll_t*>(handle); }
+void OnPollClosed(uv_handle_t* handle) {
+  auto* poll = reinterpret_cast<Poll*>(handle);  // handle is Poll's first member
+  if (poll->cleanup_hook != nullptr) napi_remove_async_cleanup_hook(poll->cleanup_hook);
+  delete poll;
+}
+
+// uv_close stops the watcher at once (and forgets events already polled for its fd), so the
+// descriptor may be closed right after; the memory goes in the close callback.
+void ClosePoll(Socket* socket) {
+  Poll* poll = socket->poll;
+  if (poll == nullptr) return;
+  socket->poll = nullptr;
+  poll->socket = nullptr;
+  uv_close(reinterpret_cast<uv_handle_t*>(&poll->handle), OnPollClosed);
+}
+
+// The environment is going away (a worker ends, the process exits) with the poll still open.
+void OnEnvironmentTeardown(napi_async_cleanup_hook_handle /*hook*/, void* data) {
+  auto* poll = static_cast<Poll*>(data);
+  if (poll->socket != nullptr) ClosePoll(poll->socket);
+  // Otherwise it is closing already, and its close callback removes the hook.
+}
 
 void OnPoll(uv_poll_t* handle, int status, int events);
 
@@ -124,12 +156,7 @@ void SnapshotSocketState(Socket* socket) {
 }
 
 void Socket::Close() {
-  if (poll != nullptr) {
-    // uv_close stops the watcher at once (and forgets events already polled for this fd), so the
-    // descriptor can be closed right after; the handle's memory goes in its close callback.
-    uv_close(reinterpret_cast<uv_handle_t*>(poll), OnPollClosed);
-    poll = nullptr;
-  }
+  ClosePoll(this);
   DeleteRef(env, &on_readable);
   DeleteRef(env, &on_writable);
   if (self_strong) {
@@ -162,19 +189,25 @@ int StartPoll(Socket* socket) {
     if (socket->poll == nullptr) {
       uv_loop_t* loop = nullptr;
       if (napi_get_uv_event_loop(socket->env, &loop) != napi_ok || loop == nullptr) return UV_EINVAL;
-      auto* poll = new (std::nothrow) uv_poll_t();
+      auto* poll = new (std::nothrow) Poll();
       if (poll == nullptr) return UV_ENOMEM;
-      result = uv_poll_init(loop, poll, socket->fd);
+      result = uv_poll_init(loop, &poll->handle, socket->fd);
       if (result != 0) {
         delete poll;
         return result;
       }
-      poll->data = socket;
+      poll->handle.data = socket;
+      poll->socket = socket;
       socket->poll = poll;
+      if (napi_add_async_cleanup_hook(socket->env, OnEnvironmentTeardown, poll, &poll->cleanup_hook) != napi_ok) {
+        poll->cleanup_hook = nullptr;
+        ClosePoll(socket);
+        return UV_ENOMEM;
+      }
     }
-    result = uv_poll_start(socket->poll, events, OnPoll);
+    result = uv_poll_start(&socket->poll->handle, events, OnPoll);
   } else if (socket->poll != nullptr) {
-    uv_poll_stop(socket->poll);
+    uv_poll_stop(&socket->poll->handle);
   }
   bool want_strong = events != 0 && result == 0;
   if (want_strong != socket->self_strong) {
