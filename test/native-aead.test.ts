@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { createCipheriv, createHmac } from 'node:crypto';
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import {
@@ -392,6 +392,7 @@ test('without the built addon, nativeAddonAvailable is false and createNativeAea
     writeFileSync(join(root, 'package.json'), '{ "type": "module" }\n');
     const copy = join(root, 'dist', 'src', 'tun', 'native-aead.js');
     copyFileSync(compiled, copy);
+    copyFileSync(join(dirname(compiled), 'native-addon.js'), join(root, 'dist', 'src', 'tun', 'native-addon.js'));
     const module = (await import(pathToFileURL(copy).href)) as typeof NativeAeadModule;
     assert.equal(module.nativeAddonAvailable(), false);
     assert.throws(() => module.createNativeAeadContext(5, ENCRYPT_KEY, ICV_KEY), {

@@ -3,8 +3,7 @@
 // IV already written; sealBatch encrypts in place and appends [GCM tag |] ICV, openBatch checks the
 // ICV (constant time, before decrypting), decrypts in place and reports one status per packet.
 // One OpenSSL context per key is reused for every packet, so there is no per-packet JS object.
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
+import { nativeClass, nativeClassAvailable } from './native-addon.js';
 
 export type NativeOpenStatus = 'ok' | 'too-short' | 'icv-mismatch' | 'tag-mismatch' | 'bad-length';
 
@@ -38,35 +37,9 @@ interface NativeAddon {
   readonly AeadContext: new (suite: number, encryptKey: Uint8Array, icvKey: Uint8Array) => NativeAeadContext;
 }
 
-// This module runs as dist/src/tun/native-aead.js; node-gyp builds into <package root>/build.
-const ADDON_PATH = fileURLToPath(new URL('../../../build/Release/lispnode_native.node', import.meta.url));
-
-let loaded: { readonly addon: NativeAddon } | { readonly error: Error } | undefined;
-
-function isNativeAddon(value: unknown): value is NativeAddon {
-  return typeof value === 'object' && value !== null && typeof (value as { AeadContext?: unknown }).AeadContext === 'function';
-}
-
-function load(): { readonly addon: NativeAddon } | { readonly error: Error } {
-  if (loaded !== undefined) return loaded;
-  try {
-    const exports: unknown = createRequire(import.meta.url)(ADDON_PATH);
-    loaded = isNativeAddon(exports)
-      ? { addon: exports }
-      : { error: new Error(`lispnode_native at ${ADDON_PATH} has no AeadContext: rebuild it with \`npm run build:native\``) };
-  } catch (cause) {
-    const missing = (cause as { code?: unknown }).code === 'MODULE_NOT_FOUND';
-    const message = missing
-      ? `the lispnode_native addon is not built (no ${ADDON_PATH}): run \`npm run build\` (or \`npm run build:native\`), which needs python3, make and a C++ compiler`
-      : `the lispnode_native addon at ${ADDON_PATH} failed to load: rebuild it with \`npm run build:native\``;
-    loaded = { error: new Error(message, { cause }) };
-  }
-  return loaded;
-}
-
 /** Whether the addon is built and loads. */
 export function nativeAddonAvailable(): boolean {
-  return 'addon' in load();
+  return nativeClassAvailable('AeadContext');
 }
 
 /**
@@ -75,7 +48,6 @@ export function nativeAddonAvailable(): boolean {
  * when the addon is not built.
  */
 export function createNativeAeadContext(suite: 2 | 5, encryptKey: Uint8Array, icvKey: Uint8Array): NativeAeadContext {
-  const result = load();
-  if ('error' in result) throw result.error;
-  return new result.addon.AeadContext(suite, encryptKey, icvKey);
+  const AeadContext = nativeClass<NativeAddon['AeadContext']>('AeadContext');
+  return new AeadContext(suite, encryptKey, icvKey);
 }

@@ -3,8 +3,7 @@
 // it takes the outer headers in place. The device is the addon's TunDevice (src/tun/native/tun.cc):
 // IFF_TUN | IFF_NO_PI, non-blocking, one read()/write() per packet. Never put a net.Socket (or any
 // stream) on a TUN fd: it merges packets.
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
+import { nativeClass } from './native-addon.js';
 
 export interface TunDevice {
   readonly name: string;
@@ -62,35 +61,6 @@ export interface NativeTunDevice extends TunDevice {
   stats(): TunStats;
 }
 
-interface NativeAddon {
-  readonly TunDevice: new (name: string, mtu: number) => NativeTunDevice;
-}
-
-// This module runs as dist/src/tun/tun-device.js; node-gyp builds into <package root>/build.
-const ADDON_PATH = fileURLToPath(new URL('../../../build/Release/lispnode_native.node', import.meta.url));
-
-let loaded: { readonly addon: NativeAddon } | { readonly error: Error } | undefined;
-
-function isNativeAddon(value: unknown): value is NativeAddon {
-  return typeof value === 'object' && value !== null && typeof (value as { TunDevice?: unknown }).TunDevice === 'function';
-}
-
-function load(): { readonly addon: NativeAddon } | { readonly error: Error } {
-  if (loaded !== undefined) return loaded;
-  try {
-    const exports: unknown = createRequire(import.meta.url)(ADDON_PATH);
-    loaded = isNativeAddon(exports)
-      ? { addon: exports }
-      : { error: new Error(`lispnode_native at ${ADDON_PATH} has no TunDevice: rebuild it with \`npm run build:native\``) };
-  } catch (cause) {
-    const missing = (cause as { code?: unknown }).code === 'MODULE_NOT_FOUND';
-    const message = missing
-      ? `the lispnode_native addon is not built (no ${ADDON_PATH}): run \`npm run build\` (or \`npm run build:native\`), which needs python3, make and a C++ compiler`
-      : `the lispnode_native addon at ${ADDON_PATH} failed to load: rebuild it with \`npm run build:native\``;
-    loaded = { error: new Error(message, { cause }) };
-  }
-  return loaded;
-}
 
 /**
  * Creates (or attaches to a persistent) TUN interface `name` (1 to 15 bytes), sets its MTU (68 to
@@ -100,7 +70,6 @@ function load(): { readonly addon: NativeAddon } | { readonly error: Error } {
  * (no CAP_NET_ADMIN), EBUSY (another open device has the name), EINVAL (a non-TUN interface has it).
  */
 export function openTun(options: { readonly name: string; readonly mtu: number }): NativeTunDevice {
-  const result = load();
-  if ('error' in result) throw result.error;
-  return new result.addon.TunDevice(options.name, options.mtu);
+  const TunDevice = nativeClass<new (name: string, mtu: number) => NativeTunDevice>('TunDevice');
+  return new TunDevice(options.name, options.mtu);
 }

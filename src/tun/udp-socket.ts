@@ -10,9 +10,8 @@
 // one layout serves both families and a dual-stack socket reports IPv4 sources the same way. Slot i
 // of a `ports` Uint16Array is the port in host order. IPv6 scope ids are not carried.
 import { isIPv4, isIPv6 } from 'node:net';
-import { createRequire } from 'node:module';
 import { constants as osConstants } from 'node:os';
-import { fileURLToPath } from 'node:url';
+import { nativeClass } from './native-addon.js';
 
 /** Bytes per address slot. */
 export const ADDRESS_SLOT_BYTES = 16;
@@ -314,29 +313,6 @@ const FLAG_ZERO_CHECKSUM_TX = 2;
 const FLAG_REUSE_ADDRESS = 4;
 const PMTUD_VALUES: Readonly<Record<PmtuDiscovery, number>> = { dont: 0, want: 1, do: 2, probe: 3 };
 
-// This module runs as dist/src/tun/udp-socket.js; node-gyp builds into <package root>/build.
-const ADDON_PATH = fileURLToPath(new URL('../../../build/Release/lispnode_native.node', import.meta.url));
-
-let loaded: { readonly UdpSocket: NativeUdpSocketConstructor } | { readonly error: Error } | undefined;
-
-function loadAddon(): { readonly UdpSocket: NativeUdpSocketConstructor } | { readonly error: Error } {
-  if (loaded !== undefined) return loaded;
-  try {
-    const exports = createRequire(import.meta.url)(ADDON_PATH) as { UdpSocket?: unknown };
-    loaded =
-      typeof exports.UdpSocket === 'function'
-        ? { UdpSocket: exports.UdpSocket as NativeUdpSocketConstructor }
-        : { error: new Error(`lispnode_native at ${ADDON_PATH} has no UdpSocket: rebuild it with \`npm run build:native\``) };
-  } catch (cause) {
-    const missing = (cause as { code?: unknown }).code === 'MODULE_NOT_FOUND';
-    const message = missing
-      ? `the lispnode_native addon is not built (no ${ADDON_PATH}): run \`npm run build\` (or \`npm run build:native\`), which needs python3, make and a C++ compiler`
-      : `the lispnode_native addon at ${ADDON_PATH} failed to load: rebuild it with \`npm run build:native\``;
-    loaded = { error: new Error(message, { cause }) };
-  }
-  return loaded;
-}
-
 class NativeBatchUdpSocket implements BatchUdpSocket {
   readonly #native: NativeUdpSocket;
   readonly #result = new Int32Array(3);
@@ -447,11 +423,10 @@ export function openBatchUdpSocket(options: BatchUdpSocketOptions): BatchUdpSock
   const pmtud = options.pmtuDiscovery === undefined ? -1 : PMTUD_VALUES[options.pmtuDiscovery];
   if (pmtud === undefined) throw new RangeError(`openBatchUdpSocket: pmtuDiscovery must be one of ${Object.keys(PMTUD_VALUES).join(', ')}`);
 
-  const addon = loadAddon();
-  if ('error' in addon) throw addon.error;
+  const UdpSocket = nativeClass<NativeUdpSocketConstructor>('UdpSocket');
   let native: NativeUdpSocket;
   try {
-    native = new addon.UdpSocket(family, slot, port, flags, options.receiveBuffer ?? 0, options.sendBuffer ?? 0, options.tos ?? -1, pmtud);
+    native = new UdpSocket(family, slot, port, flags, options.receiveBuffer ?? 0, options.sendBuffer ?? 0, options.tos ?? -1, pmtud);
   } catch (error) {
     throw describeOpenError(error);
   }
