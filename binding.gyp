@@ -1,4 +1,4 @@
-# lispnode_native: the project's N-API addon (batched AEAD now, the TUN device later).
+# lispnode_native: the project's N-API addon: batched AEAD, the TUN device, the batched UDP socket.
 # node-gyp supplies Node's headers, OpenSSL's among them. The addon links no libcrypto: it
 # resolves EVP_*, HMAC and CRYPTO_memcmp from the node process, which exports them.
 {
@@ -7,6 +7,9 @@
       "target_name": "lispnode_native",
       "sources": [
         "src/tun/native/addon.cc",
+        "src/tun/native/napi_util.cc",
+        "src/tun/native/native_class.cc",
+        "src/tun/native/fd_poll.cc",
         "src/tun/native/tun.cc",
         "src/tun/native/aead.cc",
         "src/tun/native/aead_suite.cc",

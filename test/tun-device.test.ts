@@ -15,6 +15,7 @@ import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { Worker } from 'node:worker_threads';
 import { internetChecksum, parseIpv4, parseIpv6 } from '../src/lisp/index.js';
 import { addAddress, addRoute, applyInterfaceConfig, IpCommandError, removeRoute } from '../src/tun/interface.js';
 import { openTun, type NativeTunDevice, type TunDevice } from '../src/tun/tun-device.js';
@@ -545,6 +546,25 @@ const scenarios: Record<string, () => Promise<void>> = {
     device.close();
   },
 
+  // A worker may end while its devices poll (or have polled): closing their poll handles must not
+  // leave libuv a callback into the addon, which the worker's teardown unloads. Its teardown
+  // closes the devices, so their interfaces go away.
+  async worker() {
+    const moduleUrl = new URL('../src/tun/tun-device.js', import.meta.url).href;
+    const body =
+      'const { parentPort } = await import("node:worker_threads");' +
+      `const m = await import(${JSON.stringify(moduleUrl)});` +
+      `const reading = m.openTun({ name: ${JSON.stringify(TUN)}, mtu: ${MTU} }); reading.startReading(() => undefined);` +
+      `const stopped = m.openTun({ name: "lnt1", mtu: ${MTU} }); stopped.startReading(() => undefined); stopped.stopReading();` +
+      'parentPort.postMessage([reading.name, stopped.name]);';
+    const worker = new Worker(new URL(`data:text/javascript,${encodeURIComponent(body)}`));
+    const names = await new Promise<string[]>((resolve) => worker.once('message', resolve));
+    assert.deepEqual(names, [TUN, 'lnt1']);
+    for (const name of names) assert.ok(await ipLink(name), `${name} exists while the worker runs`);
+    assert.equal(await worker.terminate(), 1);
+    for (const name of names) assert.equal(await ipLink(name), undefined, `the worker's end closed ${name}`);
+  },
+
   async errors() {
     const links = await linkNames();
     assert.throws(() => openTun({ name: 'a-name-of-16chrs', mtu: MTU }), { name: 'RangeError', code: 'ERR_OUT_OF_RANGE', message: /1 to 15 bytes/ });
@@ -748,6 +768,7 @@ function registerTests(): void {
     test('a burst of 500 1400-byte packets: one packet per element, full batches, none lost', () => inNamespace('burst'));
     test('startReading: level-triggered; stop and close from the callback; its exceptions surface', () => inNamespace('readable'));
     test('the interface deleted underneath: a last (poll error) callback, EBADFD from readBatch and writeBatch', () => inNamespace('deleted'));
+    test('a worker may end while its devices poll: no call into the unloaded addon, the interfaces are gone', () => inNamespace('worker'));
     test('errors: bad names and MTUs, EBUSY for a name in use, EINVAL for a non-TUN name, argument checks, the busy guard', () =>
       inNamespace('errors'));
     test('without CAP_NET_ADMIN: EPERM naming the capability', () =>

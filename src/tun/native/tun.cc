@@ -24,13 +24,14 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <new>
 #include <vector>
 
+#include "fd_poll.h"
 #include "napi_util.h"
+#include "native_class.h"
 
 namespace lispnode {
 
@@ -40,11 +41,6 @@ constexpr const char* kTunPath = "/dev/net/tun";
 // The tun driver's limits (drivers/net/tun.c MIN_MTU, MAX_MTU).
 constexpr uint32_t kMinMtu = 68;
 constexpr uint32_t kMaxMtu = 65535;
-
-struct Slot {
-  uint8_t* data;
-  size_t length;
-};
 
 struct Counters {
   double read_packets = 0;
@@ -57,41 +53,37 @@ struct Counters {
   int last_write_errno = 0;
 };
 
-void OnPollClosed(uv_handle_t* handle) { delete reinterpret_cast<uv_poll_t*>(handle); }
-
 struct Tun {
+  static constexpr const char* kClassName = "TunDevice";
+  static constexpr const char* kReceiverName = "a TunDevice";
+
   napi_env env = nullptr;
   int fd = -1;  // -1 once closed
   uint32_t mtu = 0;
   char name[IFNAMSIZ] = {};
-  // Created by the first startReading; freed by its uv_close callback, never while libuv owns it.
-  uv_poll_t* poll = nullptr;
+  FdPoll poll;  // created by the first startReading
   napi_ref callback = nullptr;
   napi_async_context async_context = nullptr;
   bool cleanup_hook = false;
-  // Set while a batch reads the bufs array, whose element getters could call back into this
-  // device (close it, or start another batch over the same scratch vectors).
-  bool busy = false;
-  std::vector<napi_value> values;
+  // Scratch re-used by every batch.
+  PacketArray packets{"bufs"};
   std::vector<Slot> slots;
   Counters counters;
 
+  bool closed() const { return fd < 0; }
+  void ThrowClosed(napi_env current_env, const char* method) const {
+    ThrowError(current_env, "ERR_INVALID_STATE", "%s: TunDevice %s is closed", method, name);
+  }
+
   // Idempotent. The poll handle leaves epoll (uv_close) before the fd is closed, as libuv asks.
   void Close() {
-    if (poll != nullptr) {
-      poll->data = nullptr;
-      uv_close(reinterpret_cast<uv_handle_t*>(poll), OnPollClosed);
-      poll = nullptr;
-    }
-    if (callback != nullptr) {
-      napi_delete_reference(env, callback);
-      callback = nullptr;
-    }
+    poll.Close();
+    DeleteRef(env, &callback);
     if (fd >= 0) {
       close(fd);
       fd = -1;
     }
-    std::vector<napi_value>().swap(values);
+    packets.Release();
     std::vector<Slot>().swap(slots);
   }
 
@@ -106,7 +98,8 @@ struct Tun {
 };
 
 // Runs when the Node environment exits (process exit, worker termination) before the object was
-// collected: the fd and the poll handle must not outlive the loop.
+// collected: the fd must not outlive the loop. The poll has a cleanup hook of its own (FdPoll),
+// registered later and so run earlier, which has closed it already.
 void CleanupHook(void* arg) {
   auto* tun = static_cast<Tun*>(arg);
   tun->cleanup_hook = false;
@@ -119,17 +112,6 @@ void Finalize(napi_env env, void* data, void* /*hint*/) {
   tun->Destroy();
   delete tun;
 }
-
-class BusyScope {
- public:
-  explicit BusyScope(Tun* tun) : tun_(tun) { tun_->busy = true; }
-  BusyScope(const BusyScope&) = delete;
-  BusyScope& operator=(const BusyScope&) = delete;
-  ~BusyScope() { tun_->busy = false; }
-
- private:
-  Tun* tun_;
-};
 
 // errno names for the codes this module meets; libuv's table for the rest (it lacks EBADFD).
 const char* ErrnoName(int err) {
@@ -165,96 +147,7 @@ template <typename... Args>
 napi_value ThrowSystemError(napi_env env, int err, const char* syscall, const char* format, Args... args) {
   char message[512];
   std::snprintf(message, sizeof message, format, args...);
-  napi_value code;
-  napi_value text;
-  napi_value error;
-  napi_value errno_value;
-  napi_value syscall_value;
-  if (napi_create_string_utf8(env, ErrnoName(err), NAPI_AUTO_LENGTH, &code) != napi_ok ||
-      napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &text) != napi_ok ||
-      napi_create_error(env, code, text, &error) != napi_ok || napi_create_int32(env, -err, &errno_value) != napi_ok ||
-      napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &syscall_value) != napi_ok ||
-      napi_set_named_property(env, error, "errno", errno_value) != napi_ok ||
-      napi_set_named_property(env, error, "syscall", syscall_value) != napi_ok) {
-    return ThrowNapiFailure(env);
-  }
-  napi_throw(env, error);
-  return nullptr;
-}
-
-// The device behind `this`, idle and (unless `allow_closed`) open; or nullptr with an exception
-// pending.
-Tun* Unwrap(napi_env env, napi_value self, const char* method, bool allow_closed = false) {
-  void* data = nullptr;
-  if (napi_unwrap(env, self, &data) != napi_ok || data == nullptr) {
-    ThrowTypeError(env, "%s: receiver is not a TunDevice", method);
-    return nullptr;
-  }
-  auto* tun = static_cast<Tun*>(data);
-  if (tun->busy) {
-    ThrowError(env, "ERR_INVALID_STATE", "%s: TunDevice is busy with a batch (called from an element getter)", method);
-    return nullptr;
-  }
-  if (tun->fd < 0 && !allow_closed) {
-    ThrowError(env, "ERR_INVALID_STATE", "%s: TunDevice %s is closed", method, tun->name);
-    return nullptr;
-  }
-  return tun;
-}
-
-// An integer in [min, max]; false with an exception pending otherwise.
-bool GetUint32(napi_env env, napi_value value, const char* method, const char* what, uint32_t min, uint32_t max,
-               uint32_t* out) {
-  napi_valuetype type;
-  if (napi_typeof(env, value, &type) != napi_ok || type != napi_number) {
-    ThrowTypeError(env, "%s: %s must be a number", method, what);
-    return false;
-  }
-  double number = 0;
-  napi_get_value_double(env, value, &number);
-  if (!(number >= min && number <= max) || std::floor(number) != number) {
-    ThrowRangeError(env, "%s: %s must be an integer in [%u, %u], got %g", method, what, min, max, number);
-    return false;
-  }
-  *out = static_cast<uint32_t>(number);
-  return true;
-}
-
-bool IsTypedArrayOf(napi_env env, napi_value value, napi_typedarray_type type) {
-  void* data;
-  size_t length;
-  return GetTypedArray(env, value, type, &data, &length);
-}
-
-// bufs[0, count) into tun->values (count = bufs.length when `all`). Element getters may run
-// JavaScript, so this runs before any typed-array pointer is taken.
-bool CollectBuffers(napi_env env, Tun* tun, napi_value bufs, bool all, uint32_t* count, const char* method) {
-  bool is_array = false;
-  if (napi_is_array(env, bufs, &is_array) != napi_ok || !is_array) {
-    ThrowTypeError(env, "%s: bufs must be an array of Uint8Array", method);
-    return false;
-  }
-  uint32_t length = 0;
-  napi_get_array_length(env, bufs, &length);
-  if (all) {
-    *count = length;
-  } else if (*count > length) {
-    ThrowRangeError(env, "%s: count (%u) exceeds bufs.length (%u)", method, *count, length);
-    return false;
-  }
-  tun->values.resize(*count);
-  for (uint32_t i = 0; i < *count; i++) {
-    if (napi_get_element(env, bufs, i, &tun->values[i]) != napi_ok) {
-      ThrowNapiFailure(env);
-      return false;
-    }
-  }
-  return true;
-}
-
-bool SetNumber(napi_env env, napi_value object, const char* key, double number) {
-  napi_value value;
-  return napi_create_double(env, number, &value) == napi_ok && napi_set_named_property(env, object, key, value) == napi_ok;
+  return ThrowSystemErrorObject(env, ErrnoName(err), message, -err, syscall);
 }
 
 // Opens and configures the device; returns the fd, or -1 with an exception pending. `name` in:
@@ -351,29 +244,24 @@ int OpenDevice(napi_env env, char (&name)[IFNAMSIZ], uint32_t mtu) {
 
 napi_value Construct(napi_env env, napi_callback_info info) {
   constexpr const char* kMethod = "openTun";
-  size_t argc = 2;
-  napi_value argv[2];
-  napi_value self;
-  napi_value new_target;
-  LISPNODE_NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, &self, nullptr));
-  LISPNODE_NAPI_CALL(env, napi_get_new_target(env, info, &new_target));
-  if (new_target == nullptr) return ThrowTypeError(env, "TunDevice must be called with new");
-  if (argc < 2) return ThrowTypeError(env, "openTun: expected (name, mtu)");
+  CallArgs<2> args;
+  if (!GetConstructorArgs(env, info, "TunDevice", &args)) return nullptr;
+  if (args.count < 2) return ThrowTypeError(env, "openTun: expected (name, mtu)");
 
   napi_valuetype type;
-  LISPNODE_NAPI_CALL(env, napi_typeof(env, argv[0], &type));
+  LISPNODE_NAPI_CALL(env, napi_typeof(env, args[0], &type));
   if (type != napi_string) return ThrowTypeError(env, "openTun: name must be a string");
   size_t name_length = 0;
-  LISPNODE_NAPI_CALL(env, napi_get_value_string_utf8(env, argv[0], nullptr, 0, &name_length));
+  LISPNODE_NAPI_CALL(env, napi_get_value_string_utf8(env, args[0], nullptr, 0, &name_length));
   if (name_length == 0 || name_length >= IFNAMSIZ) {
     return ThrowRangeError(env, "openTun: name must be 1 to %d bytes (IFNAMSIZ - 1), got %zu", IFNAMSIZ - 1, name_length);
   }
   char name[IFNAMSIZ] = {};
   size_t copied = 0;
-  LISPNODE_NAPI_CALL(env, napi_get_value_string_utf8(env, argv[0], name, sizeof name, &copied));
+  LISPNODE_NAPI_CALL(env, napi_get_value_string_utf8(env, args[0], name, sizeof name, &copied));
   if (std::strlen(name) != name_length) return ThrowRangeError(env, "openTun: name must not contain NUL characters");
   uint32_t mtu = 0;
-  if (!GetUint32(env, argv[1], kMethod, "mtu", kMinMtu, kMaxMtu, &mtu)) return nullptr;
+  if (!GetUint32(env, args[1], kMethod, "mtu", kMinMtu, kMaxMtu, &mtu)) return nullptr;
 
   int fd = OpenDevice(env, name, mtu);
   if (fd < 0) return nullptr;
@@ -403,50 +291,38 @@ napi_value Construct(napi_env env, napi_callback_info info) {
       {"name", nullptr, nullptr, nullptr, nullptr, name_value, napi_enumerable, nullptr},
       {"mtu", nullptr, nullptr, nullptr, nullptr, mtu_value, napi_enumerable, nullptr},
   };
-  if (napi_define_properties(env, self, 2, properties) != napi_ok ||
-      napi_wrap(env, self, tun, Finalize, nullptr, nullptr) != napi_ok) {
+  if (napi_define_properties(env, args.self, 2, properties) != napi_ok ||
+      napi_wrap(env, args.self, tun, Finalize, nullptr, nullptr) != napi_ok) {
     tun->Destroy();
     delete tun;
     return ThrowNapiFailure(env);
   }
   if (napi_add_env_cleanup_hook(env, CleanupHook, tun) == napi_ok) tun->cleanup_hook = true;
-  return self;
+  return args.self;
 }
 
 napi_value ReadBatch(napi_env env, napi_callback_info info) {
   constexpr const char* kMethod = "readBatch";
-  size_t argc = 3;
-  napi_value argv[3];
-  napi_value self;
-  LISPNODE_NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, &self, nullptr));
-  Tun* tun = Unwrap(env, self, kMethod);
+  CallArgs<3> args;
+  Tun* tun = UnwrapCall<Tun>(env, info, kMethod, &args, 3, "(bufs, sizes, offset)");
   if (tun == nullptr) return nullptr;
-  if (argc < 3) return ThrowTypeError(env, "readBatch: expected (bufs, sizes, offset)");
-  if (!IsTypedArrayOf(env, argv[1], napi_uint32_array)) return ThrowTypeError(env, "readBatch: sizes must be a Uint32Array");
+  if (!CheckArray<uint32_t>(env, args[1], kMethod, "sizes")) return nullptr;
   uint32_t offset = 0;
-  if (!GetUint32(env, argv[2], kMethod, "offset", 0, UINT32_MAX, &offset)) return nullptr;
+  if (!GetUint32(env, args[2], kMethod, "offset", 0, UINT32_MAX, &offset)) return nullptr;
   uint32_t count = 0;
-  {
-    BusyScope busy(tun);
-    if (!CollectBuffers(env, tun, argv[0], true, &count, kMethod)) return nullptr;
-  }
+  if (!tun->packets.Collect(env, args[0], kMethod, &count, true)) return nullptr;
   // No JavaScript runs from here on, so the pointers below stay valid.
-  void* raw_sizes;
+  uint32_t* sizes;
   size_t sizes_length;
-  if (!GetTypedArray(env, argv[1], napi_uint32_array, &raw_sizes, &sizes_length)) {
-    return ThrowTypeError(env, "readBatch: sizes must be a Uint32Array");
-  }
+  if (!GetArray(env, args[1], kMethod, "sizes", &sizes, &sizes_length)) return nullptr;
   if (sizes_length < count) {
     return ThrowRangeError(env, "readBatch: sizes.length (%zu) is less than bufs.length (%u)", sizes_length, count);
   }
-  auto* sizes = static_cast<uint32_t*>(raw_sizes);
   tun->slots.resize(count);
   for (uint32_t i = 0; i < count; i++) {
     Slot& slot = tun->slots[i];
     size_t length;
-    if (!GetBytes(env, tun->values[i], &slot.data, &length)) {
-      return ThrowTypeError(env, "readBatch: bufs[%u] must be a Uint8Array", i);
-    }
+    if (!tun->packets.Bytes(env, i, kMethod, &slot.data, &length)) return nullptr;
     if (length < static_cast<size_t>(offset) + tun->mtu) {
       return ThrowRangeError(env, "readBatch: bufs[%u] has %zu bytes; offset %u + MTU %u needs %zu", i, length, offset,
                              tun->mtu, static_cast<size_t>(offset) + tun->mtu);
@@ -486,54 +362,29 @@ napi_value ReadBatch(napi_env env, napi_callback_info info) {
     got++;
   }
   tun->counters.read_packets += got;
-  napi_value result;
-  LISPNODE_NAPI_CALL(env, napi_create_uint32(env, got, &result));
-  return result;
+  return CreateUint32(env, got);
 }
 
 napi_value WriteBatch(napi_env env, napi_callback_info info) {
   constexpr const char* kMethod = "writeBatch";
-  size_t argc = 4;
-  napi_value argv[4];
-  napi_value self;
-  LISPNODE_NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, &self, nullptr));
-  Tun* tun = Unwrap(env, self, kMethod);
+  CallArgs<4> args;
+  Tun* tun = UnwrapCall<Tun>(env, info, kMethod, &args, 4, "(bufs, offsets, lengths, count)");
   if (tun == nullptr) return nullptr;
-  if (argc < 4) return ThrowTypeError(env, "writeBatch: expected (bufs, offsets, lengths, count)");
-  if (!IsTypedArrayOf(env, argv[1], napi_uint32_array)) return ThrowTypeError(env, "writeBatch: offsets must be a Uint32Array");
-  if (!IsTypedArrayOf(env, argv[2], napi_uint32_array)) return ThrowTypeError(env, "writeBatch: lengths must be a Uint32Array");
+  if (!CheckArray<uint32_t>(env, args[1], kMethod, "offsets")) return nullptr;
+  if (!CheckArray<uint32_t>(env, args[2], kMethod, "lengths")) return nullptr;
   uint32_t count = 0;
-  if (!GetUint32(env, argv[3], kMethod, "count", 0, UINT32_MAX, &count)) return nullptr;
-  {
-    BusyScope busy(tun);
-    if (!CollectBuffers(env, tun, argv[0], false, &count, kMethod)) return nullptr;
-  }
+  if (!GetUint32(env, args[3], kMethod, "count", 0, UINT32_MAX, &count)) return nullptr;
+  if (!tun->packets.Collect(env, args[0], kMethod, &count)) return nullptr;
   // No JavaScript runs from here on, so the pointers below stay valid.
-  void* raw_offsets;
-  size_t offsets_length;
-  void* raw_lengths;
-  size_t lengths_length;
-  if (!GetTypedArray(env, argv[1], napi_uint32_array, &raw_offsets, &offsets_length)) {
-    return ThrowTypeError(env, "writeBatch: offsets must be a Uint32Array");
-  }
-  if (!GetTypedArray(env, argv[2], napi_uint32_array, &raw_lengths, &lengths_length)) {
-    return ThrowTypeError(env, "writeBatch: lengths must be a Uint32Array");
-  }
-  if (count > offsets_length) {
-    return ThrowRangeError(env, "writeBatch: count (%u) exceeds offsets.length (%zu)", count, offsets_length);
-  }
-  if (count > lengths_length) {
-    return ThrowRangeError(env, "writeBatch: count (%u) exceeds lengths.length (%zu)", count, lengths_length);
-  }
-  const auto* offsets = static_cast<const uint32_t*>(raw_offsets);
-  const auto* lengths = static_cast<const uint32_t*>(raw_lengths);
+  uint32_t* offsets;
+  uint32_t* lengths;
+  if (!GetArray(env, args[1], kMethod, "offsets", count, &offsets)) return nullptr;
+  if (!GetArray(env, args[2], kMethod, "lengths", count, &lengths)) return nullptr;
   tun->slots.resize(count);
   for (uint32_t i = 0; i < count; i++) {
     Slot& slot = tun->slots[i];
     size_t length;
-    if (!GetBytes(env, tun->values[i], &slot.data, &length)) {
-      return ThrowTypeError(env, "writeBatch: bufs[%u] must be a Uint8Array", i);
-    }
+    if (!tun->packets.Bytes(env, i, kMethod, &slot.data, &length)) return nullptr;
     uint64_t end = static_cast<uint64_t>(offsets[i]) + lengths[i];
     if (end > length) {
       return ThrowRangeError(env, "writeBatch: offsets[%u] (%u) + lengths[%u] (%u) exceeds bufs[%u].length (%zu)", i,
@@ -568,72 +419,45 @@ napi_value WriteBatch(napi_env env, napi_callback_info info) {
     }
     done++;
   }
-  napi_value result;
-  LISPNODE_NAPI_CALL(env, napi_create_uint32(env, done, &result));
-  return result;
+  return CreateUint32(env, done);
 }
 
-void OnPoll(uv_poll_t* handle, int status, int /*events*/) {
-  auto* tun = static_cast<Tun*>(handle->data);
-  if (tun == nullptr || tun->callback == nullptr) return;
+void OnReadable(napi_env env, void* owner, int status, int /*events*/) {
+  auto* tun = static_cast<Tun*>(owner);
+  if (tun->callback == nullptr) return;
   // libuv stops the handle itself on POLLERR (the interface was deleted); the callback still runs
   // once, so that its readBatch reports the error.
-  if (status < 0) uv_poll_stop(handle);
-  napi_env env = tun->env;
-  napi_handle_scope scope;
-  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
-  napi_value callback;
+  if (status < 0) tun->poll.Stop();
   napi_value receiver;
-  napi_value result;
-  if (napi_get_reference_value(env, tun->callback, &callback) == napi_ok && callback != nullptr &&
-      napi_get_global(env, &receiver) == napi_ok) {  // make_callback wants an object receiver
-    // make_callback runs the microtask queue afterwards and keeps async_hooks' context; an
-    // exception thrown by the callback is re-raised as an uncaught exception.
-    napi_status made = napi_make_callback(env, tun->async_context, receiver, callback, 0, nullptr, &result);
-    if (made != napi_ok) {
-      bool pending = false;
-      napi_value exception;
-      if (napi_is_exception_pending(env, &pending) == napi_ok && pending &&
-          napi_get_and_clear_last_exception(env, &exception) == napi_ok) {
-        napi_fatal_exception(env, exception);
-      }
-    }
-  }
-  // `tun` may be closed by now (close() from the callback); it is not freed before the finalizer.
-  napi_close_handle_scope(env, scope);
+  // make_callback wants an object receiver. `tun` may be closed by the callback (close()); it is
+  // not freed before the finalizer.
+  if (napi_get_global(env, &receiver) == napi_ok) MakeCallback(env, tun->async_context, receiver, tun->callback);
 }
 
 napi_value StartReading(napi_env env, napi_callback_info info) {
   constexpr const char* kMethod = "startReading";
-  size_t argc = 1;
-  napi_value argv[1];
-  napi_value self;
-  LISPNODE_NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, &self, nullptr));
-  Tun* tun = Unwrap(env, self, kMethod);
+  CallArgs<1> args;
+  Tun* tun = UnwrapCall<Tun>(env, info, kMethod, &args);
   if (tun == nullptr) return nullptr;
   napi_valuetype type = napi_undefined;
-  if (argc >= 1) LISPNODE_NAPI_CALL(env, napi_typeof(env, argv[0], &type));
+  if (args.count >= 1) LISPNODE_NAPI_CALL(env, napi_typeof(env, args[0], &type));
   if (type != napi_function) return ThrowTypeError(env, "startReading: onReadable must be a function");
 
-  if (tun->poll == nullptr) {
-    uv_loop_t* loop = nullptr;
-    LISPNODE_NAPI_CALL(env, napi_get_uv_event_loop(env, &loop));
-    auto* poll = new (std::nothrow) uv_poll_t();
-    if (poll == nullptr) return ThrowError(env, "ERR_MEMORY_ALLOCATION_FAILED", "startReading: out of memory");
-    int rc = uv_poll_init(loop, poll, tun->fd);
-    if (rc != 0) {
-      delete poll;  // a failed init leaves nothing registered with the loop
+  FdPoll::InitFailure failure;
+  int rc = tun->poll.Init(env, tun->fd, OnReadable, tun, &failure);
+  switch (failure) {
+    case FdPoll::InitFailure::kNone:
+      break;
+    case FdPoll::InitFailure::kEventLoop:
+      return ThrowNapiFailure(env);
+    case FdPoll::InitFailure::kMemory:
+      return ThrowError(env, "ERR_MEMORY_ALLOCATION_FAILED", "startReading: out of memory");
+    case FdPoll::InitFailure::kPollInit:
       return ThrowSystemError(env, -rc, "uv_poll_init", "startReading(%s): uv_poll_init failed: %s", tun->name,
                               uv_strerror(rc));
-    }
-    poll->data = tun;
-    tun->poll = poll;
   }
-  napi_ref callback;
-  LISPNODE_NAPI_CALL(env, napi_create_reference(env, argv[0], 1, &callback));
-  if (tun->callback != nullptr) napi_delete_reference(env, tun->callback);
-  tun->callback = callback;
-  int rc = uv_poll_start(tun->poll, UV_READABLE, OnPoll);
+  if (!ReplaceRef(env, args[0], &tun->callback)) return nullptr;
+  rc = tun->poll.Start(UV_READABLE);
   if (rc != 0) {
     return ThrowSystemError(env, -rc, "uv_poll_start", "startReading(%s): uv_poll_start failed: %s", tun->name,
                             uv_strerror(rc));
@@ -642,23 +466,18 @@ napi_value StartReading(napi_env env, napi_callback_info info) {
 }
 
 napi_value StopReading(napi_env env, napi_callback_info info) {
-  napi_value self;
-  LISPNODE_NAPI_CALL(env, napi_get_cb_info(env, info, nullptr, nullptr, &self, nullptr));
-  Tun* tun = Unwrap(env, self, "stopReading", true);
+  CallArgs<0> args;
+  Tun* tun = UnwrapCall<Tun>(env, info, "stopReading", &args, true);
   if (tun == nullptr) return nullptr;
-  if (tun->poll != nullptr) uv_poll_stop(tun->poll);
+  tun->poll.Stop();
   // Release the callback (and whatever its closure holds) until the next startReading.
-  if (tun->callback != nullptr) {
-    napi_delete_reference(env, tun->callback);
-    tun->callback = nullptr;
-  }
+  DeleteRef(env, &tun->callback);
   return nullptr;
 }
 
 napi_value Stats(napi_env env, napi_callback_info info) {
-  napi_value self;
-  LISPNODE_NAPI_CALL(env, napi_get_cb_info(env, info, nullptr, nullptr, &self, nullptr));
-  Tun* tun = Unwrap(env, self, "stats", true);
+  CallArgs<0> args;
+  Tun* tun = UnwrapCall<Tun>(env, info, "stats", &args, true);
   if (tun == nullptr) return nullptr;
   const Counters& c = tun->counters;
   napi_value stats;
@@ -680,31 +499,16 @@ napi_value Stats(napi_env env, napi_callback_info info) {
   return stats;
 }
 
-napi_value Close(napi_env env, napi_callback_info info) {
-  napi_value self;
-  LISPNODE_NAPI_CALL(env, napi_get_cb_info(env, info, nullptr, nullptr, &self, nullptr));
-  Tun* tun = Unwrap(env, self, "close", true);
-  if (tun == nullptr) return nullptr;
-  tun->Close();  // idempotent; the finalizer frees the rest
-  return nullptr;
-}
-
 }  // namespace
 
 napi_value RegisterTun(napi_env env, napi_value exports) {
-  napi_property_descriptor methods[] = {
-      {"readBatch", nullptr, ReadBatch, nullptr, nullptr, nullptr, napi_default_method, nullptr},
-      {"writeBatch", nullptr, WriteBatch, nullptr, nullptr, nullptr, napi_default_method, nullptr},
-      {"startReading", nullptr, StartReading, nullptr, nullptr, nullptr, napi_default_method, nullptr},
-      {"stopReading", nullptr, StopReading, nullptr, nullptr, nullptr, napi_default_method, nullptr},
-      {"stats", nullptr, Stats, nullptr, nullptr, nullptr, napi_default_method, nullptr},
-      {"close", nullptr, Close, nullptr, nullptr, nullptr, napi_default_method, nullptr},
-  };
-  napi_value constructor;
-  LISPNODE_NAPI_CALL(env, napi_define_class(env, "TunDevice", NAPI_AUTO_LENGTH, Construct, nullptr,
-                                            sizeof methods / sizeof methods[0], methods, &constructor));
-  LISPNODE_NAPI_CALL(env, napi_set_named_property(env, exports, "TunDevice", constructor));
-  return exports;
+  return DefineClass(env, exports, "TunDevice", Construct,
+                     {{"readBatch", ReadBatch},
+                      {"writeBatch", WriteBatch},
+                      {"startReading", StartReading},
+                      {"stopReading", StopReading},
+                      {"stats", Stats},
+                      {"close", CloseMethod<Tun>}});
 }
 
 }  // namespace lispnode

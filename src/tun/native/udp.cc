@@ -28,13 +28,14 @@
 #include <uv.h>
 
 #include <algorithm>
-#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <new>
 #include <vector>
 
+#include "fd_poll.h"
 #include "napi_util.h"
+#include "native_class.h"
 
 #ifndef UDP_NO_CHECK6_TX
 #define UDP_NO_CHECK6_TX 101
@@ -70,77 +71,37 @@ struct Counters {
   int last_send_errno = 0;
 };
 
-struct Socket;
-
-// The libuv poll of a socket, apart from it: its close callback runs after the socket may be gone.
-// An async cleanup hook keeps the environment (and so this addon's code, which a worker's
-// teardown unloads) alive until that callback has run.
-struct Poll {
-  uv_poll_t handle;
-  Socket* socket;  // null once closing
-  napi_async_cleanup_hook_handle cleanup_hook = nullptr;
-};
-
 struct Socket {
+  static constexpr const char* kClassName = "UdpSocket";
+  static constexpr const char* kReceiverName = "a UdpSocket";
+
   napi_env env = nullptr;
   int fd = -1;  // -1 once closed
   int family = AF_INET;
-  Poll* poll = nullptr;  // created by the first start, closed by Close or the environment's teardown
+  FdPoll poll;  // created by the first start, closed by Close or the environment's teardown
   napi_ref self = nullptr;    // weak, strong while a poll callback is wanted
   bool self_strong = false;
   napi_ref on_readable = nullptr;  // set while reading
   napi_ref on_writable = nullptr;  // set while a waitWritable is pending
   napi_async_context async_context = nullptr;
-  // Set while a batch reads the packets array, whose element getters could call back into this
-  // socket (close it, or start another batch over the same scratch vectors).
-  bool busy = false;
   Counters counters;
   // Snapshotted by Close so that stats() still answers afterwards.
   int receive_buffer = 0;
   int send_buffer = 0;
   uint32_t kernel_drops = 0;
   // Scratch re-used by every batch.
-  std::vector<napi_value> values;
+  PacketArray packets{"packets"};
   std::vector<mmsghdr> messages;
   std::vector<iovec> iovecs;
   std::vector<sockaddr_in6> names;  // large enough for sockaddr_in too
   std::vector<int> pre_errnos;
 
-  void Close();
-  void UpdatePoll();
-};
-
-void DeleteRef(napi_env env, napi_ref* ref) {
-  if (*ref != nullptr) {
-    napi_delete_reference(env, *ref);
-    *ref = nullptr;
+  bool closed() const { return fd < 0; }
+  void ThrowClosed(napi_env current_env, const char* method) const {
+    ThrowError(current_env, "ERR_SOCKET_DGRAM_NOT_RUNNING", "%s: UdpSocket is closed", method);
   }
-}
-
-void OnPollClosed(uv_handle_t* handle) {
-  auto* poll = reinterpret_cast<Poll*>(handle);  // handle is Poll's first member
-  if (poll->cleanup_hook != nullptr) napi_remove_async_cleanup_hook(poll->cleanup_hook);
-  delete poll;
-}
-
-// uv_close stops the watcher at once (and forgets events already polled for its fd), so the
-// descriptor may be closed right after; the memory goes in the close callback.
-void ClosePoll(Socket* socket) {
-  Poll* poll = socket->poll;
-  if (poll == nullptr) return;
-  socket->poll = nullptr;
-  poll->socket = nullptr;
-  uv_close(reinterpret_cast<uv_handle_t*>(&poll->handle), OnPollClosed);
-}
-
-// The environment is going away (a worker ends, the process exits) with the poll still open.
-void OnEnvironmentTeardown(napi_async_cleanup_hook_handle /*hook*/, void* data) {
-  auto* poll = static_cast<Poll*>(data);
-  if (poll->socket != nullptr) ClosePoll(poll->socket);
-  // Otherwise it is closing already, and its close callback removes the hook.
-}
-
-void OnPoll(uv_poll_t* handle, int status, int events);
+  void Close();
+};
 
 void SnapshotSocketState(Socket* socket) {
   socklen_t length = sizeof(int);
@@ -156,7 +117,7 @@ void SnapshotSocketState(Socket* socket) {
 }
 
 void Socket::Close() {
-  ClosePoll(this);
+  poll.Close();
   DeleteRef(env, &on_readable);
   DeleteRef(env, &on_writable);
   if (self_strong) {
@@ -173,12 +134,14 @@ void Socket::Close() {
     close(fd);
     fd = -1;
   }
-  std::vector<napi_value>().swap(values);
+  packets.Release();
   std::vector<mmsghdr>().swap(messages);
   std::vector<iovec>().swap(iovecs);
   std::vector<sockaddr_in6>().swap(names);
   std::vector<int>().swap(pre_errnos);
 }
+
+void OnPoll(napi_env env, void* owner, int status, int events);
 
 // Starts, changes or stops the poll for the callbacks wanted; keeps the JS object alive while any
 // is. Returns a libuv error code (0 on success).
@@ -186,28 +149,11 @@ int StartPoll(Socket* socket) {
   int events = (socket->on_readable != nullptr ? UV_READABLE : 0) | (socket->on_writable != nullptr ? UV_WRITABLE : 0);
   int result = 0;
   if (events != 0) {
-    if (socket->poll == nullptr) {
-      uv_loop_t* loop = nullptr;
-      if (napi_get_uv_event_loop(socket->env, &loop) != napi_ok || loop == nullptr) return UV_EINVAL;
-      auto* poll = new (std::nothrow) Poll();
-      if (poll == nullptr) return UV_ENOMEM;
-      result = uv_poll_init(loop, &poll->handle, socket->fd);
-      if (result != 0) {
-        delete poll;
-        return result;
-      }
-      poll->handle.data = socket;
-      poll->socket = socket;
-      socket->poll = poll;
-      if (napi_add_async_cleanup_hook(socket->env, OnEnvironmentTeardown, poll, &poll->cleanup_hook) != napi_ok) {
-        poll->cleanup_hook = nullptr;
-        ClosePoll(socket);
-        return UV_ENOMEM;
-      }
-    }
-    result = uv_poll_start(&socket->poll->handle, events, OnPoll);
-  } else if (socket->poll != nullptr) {
-    uv_poll_stop(&socket->poll->handle);
+    result = socket->poll.Init(socket->env, socket->fd, OnPoll, socket);
+    if (result != 0) return result;
+    result = socket->poll.Start(events);
+  } else {
+    socket->poll.Stop();
   }
   bool want_strong = events != 0 && result == 0;
   if (want_strong != socket->self_strong) {
@@ -222,32 +168,10 @@ int StartPoll(Socket* socket) {
   return result;
 }
 
-void Socket::UpdatePoll() { StartPoll(this); }
-
-// An exception thrown by a callback has no JavaScript caller to return to: make it the process's
-// 'uncaughtException', as an EventEmitter listener's would be.
-void RaisePending(napi_env env) {
-  bool pending = false;
-  if (napi_is_exception_pending(env, &pending) != napi_ok || !pending) return;
-  napi_value error;
-  if (napi_get_and_clear_last_exception(env, &error) == napi_ok) napi_fatal_exception(env, error);
-}
-
-void CallRef(Socket* socket, napi_value receiver, napi_ref callback_ref) {
-  napi_env env = socket->env;
-  napi_value callback;
-  if (napi_get_reference_value(env, callback_ref, &callback) != napi_ok || callback == nullptr) return;
-  napi_value result;
-  if (napi_make_callback(env, socket->async_context, receiver, callback, 0, nullptr, &result) != napi_ok) RaisePending(env);
-}
-
-void OnPoll(uv_poll_t* handle, int status, int events) {
-  auto* socket = static_cast<Socket*>(handle->data);
-  napi_env env = socket->env;
+void OnPoll(napi_env env, void* owner, int status, int events) {
+  auto* socket = static_cast<Socket*>(owner);
   // An error on the descriptor: let both callbacks run, so that their syscalls report it.
   if (status < 0) events = UV_READABLE | UV_WRITABLE;
-  napi_handle_scope scope;
-  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
   napi_value receiver = nullptr;
   napi_get_reference_value(env, socket->self, &receiver);
   if (receiver == nullptr) napi_get_undefined(env, &receiver);
@@ -255,15 +179,14 @@ void OnPoll(uv_poll_t* handle, int status, int events) {
     // One-shot: forget it before calling, so the callback may wait again.
     napi_ref callback_ref = socket->on_writable;
     socket->on_writable = nullptr;
-    socket->UpdatePoll();
-    CallRef(socket, receiver, callback_ref);
+    StartPoll(socket);
+    MakeCallback(env, socket->async_context, receiver, callback_ref);
     napi_delete_reference(env, callback_ref);
   }
   // The writable callback may have closed the socket or stopped reading.
   if ((events & UV_READABLE) != 0 && socket->fd >= 0 && socket->on_readable != nullptr) {
-    CallRef(socket, receiver, socket->on_readable);
+    MakeCallback(env, socket->async_context, receiver, socket->on_readable);
   }
-  napi_close_handle_scope(env, scope);
 }
 
 void Finalize(napi_env env, void* data, void* /*hint*/) {
@@ -272,17 +195,6 @@ void Finalize(napi_env env, void* data, void* /*hint*/) {
   DeleteRef(env, &socket->self);
   delete socket;
 }
-
-class BusyScope {
- public:
-  explicit BusyScope(Socket* socket) : socket_(socket) { socket_->busy = true; }
-  BusyScope(const BusyScope&) = delete;
-  BusyScope& operator=(const BusyScope&) = delete;
-  ~BusyScope() { socket_->busy = false; }
-
- private:
-  Socket* socket_;
-};
 
 // A Node-style system error: message "<syscall> <CODE> <endpoint>: <text>" (endpoint optional),
 // with code, errno (negative, as Node's), syscall and, when given, address and port.
@@ -299,94 +211,7 @@ napi_value ThrowSystemError(napi_env env, int sys_errno, const char* syscall, co
   } else {
     std::snprintf(message, sizeof message, "%s %s: %s", syscall, code, text);
   }
-  napi_value code_value;
-  napi_value message_value;
-  napi_value error;
-  if (napi_create_string_utf8(env, code, NAPI_AUTO_LENGTH, &code_value) != napi_ok ||
-      napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &message_value) != napi_ok ||
-      napi_create_error(env, code_value, message_value, &error) != napi_ok) {
-    return ThrowNapiFailure(env);
-  }
-  napi_value value;
-  napi_create_int32(env, uv_code, &value);
-  napi_set_named_property(env, error, "errno", value);
-  napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &value);
-  napi_set_named_property(env, error, "syscall", value);
-  if (address != nullptr) {
-    napi_create_string_utf8(env, address, NAPI_AUTO_LENGTH, &value);
-    napi_set_named_property(env, error, "address", value);
-    napi_create_int32(env, port, &value);
-    napi_set_named_property(env, error, "port", value);
-  }
-  napi_throw(env, error);
-  return nullptr;
-}
-
-// The socket behind `this`, idle and (unless `allow_closed`) open; or nullptr with an exception
-// pending.
-Socket* Unwrap(napi_env env, napi_value self, const char* method, bool allow_closed = false) {
-  void* data = nullptr;
-  if (napi_unwrap(env, self, &data) != napi_ok || data == nullptr) {
-    ThrowTypeError(env, "%s: receiver is not a UdpSocket", method);
-    return nullptr;
-  }
-  auto* socket = static_cast<Socket*>(data);
-  if (socket->busy) {
-    ThrowError(env, "ERR_INVALID_STATE", "%s: UdpSocket is busy with a batch (called from an element getter)", method);
-    return nullptr;
-  }
-  if (socket->fd < 0 && !allow_closed) {
-    ThrowError(env, "ERR_SOCKET_DGRAM_NOT_RUNNING", "%s: UdpSocket is closed", method);
-    return nullptr;
-  }
-  return socket;
-}
-
-// An integer number in [min, max]. False with an exception pending otherwise.
-bool GetInteger(napi_env env, napi_value value, const char* method, const char* name, double min, double max, double* out) {
-  napi_valuetype type;
-  if (napi_typeof(env, value, &type) != napi_ok || type != napi_number) {
-    ThrowTypeError(env, "%s: %s must be a number", method, name);
-    return false;
-  }
-  double number = 0;
-  napi_get_value_double(env, value, &number);
-  if (!(number >= min && number <= max) || std::floor(number) != number) {
-    ThrowRangeError(env, "%s: %s must be an integer in [%.0f, %.0f], got %g", method, name, min, max, number);
-    return false;
-  }
-  *out = number;
-  return true;
-}
-
-bool IsTypedArrayOf(napi_env env, napi_value value, napi_typedarray_type type) {
-  void* data;
-  size_t length;
-  return GetTypedArray(env, value, type, &data, &length);
-}
-
-// packets[0, count) into socket->values. Element getters may run JavaScript, so this runs before
-// any typed-array pointer is taken. False with an exception pending otherwise.
-bool CollectPackets(napi_env env, Socket* socket, napi_value packets, uint32_t count, const char* method) {
-  bool is_array = false;
-  if (napi_is_array(env, packets, &is_array) != napi_ok || !is_array) {
-    ThrowTypeError(env, "%s: packets must be an array of Uint8Array", method);
-    return false;
-  }
-  uint32_t length = 0;
-  napi_get_array_length(env, packets, &length);
-  if (count > length) {
-    ThrowRangeError(env, "%s: count (%u) exceeds packets.length (%u)", method, count, length);
-    return false;
-  }
-  socket->values.resize(count);
-  for (uint32_t i = 0; i < count; i++) {
-    if (napi_get_element(env, packets, i, &socket->values[i]) != napi_ok) {
-      ThrowNapiFailure(env);
-      return false;
-    }
-  }
-  return true;
+  return ThrowSystemErrorObject(env, code, message, uv_code, syscall, address, port);
 }
 
 // The endpoint arrays of a batch, checked against count. False with an exception pending.
@@ -398,15 +223,8 @@ struct Endpoints {
 bool GetEndpoints(napi_env env, napi_value addresses, napi_value ports, uint32_t count, const char* method, Endpoints* out) {
   size_t addresses_length;
   size_t ports_length;
-  void* raw_ports;
-  if (!GetBytes(env, addresses, &out->addresses, &addresses_length)) {
-    ThrowTypeError(env, "%s: addresses must be a Uint8Array", method);
-    return false;
-  }
-  if (!GetTypedArray(env, ports, napi_uint16_array, &raw_ports, &ports_length)) {
-    ThrowTypeError(env, "%s: ports must be a Uint16Array", method);
-    return false;
-  }
+  if (!GetArray(env, addresses, method, "addresses", &out->addresses, &addresses_length)) return false;
+  if (!GetArray(env, ports, method, "ports", &out->ports, &ports_length)) return false;
   if (static_cast<uint64_t>(count) * kSlotBytes > addresses_length) {
     ThrowRangeError(env, "%s: addresses has %zu bytes; %u slots need %llu", method, addresses_length, count,
                     static_cast<unsigned long long>(count) * kSlotBytes);
@@ -416,7 +234,6 @@ bool GetEndpoints(napi_env env, napi_value addresses, napi_value ports, uint32_t
     ThrowRangeError(env, "%s: count (%u) exceeds ports.length (%zu)", method, count, ports_length);
     return false;
   }
-  out->ports = static_cast<uint16_t*>(raw_ports);
   return true;
 }
 
@@ -478,14 +295,9 @@ bool SetBufferSize(int fd, int force_option, int option, int size) {
 
 napi_value Construct(napi_env env, napi_callback_info info) {
   constexpr const char* kMethod = "UdpSocket";
-  size_t argc = 8;
-  napi_value argv[8];
-  napi_value self;
-  napi_value new_target;
-  LISPNODE_NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, &self, nullptr));
-  LISPNODE_NAPI_CALL(env, napi_get_new_target(env, info, &new_target));
-  if (new_target == nullptr) return ThrowTypeError(env, "UdpSocket must be called with new");
-  if (argc < 8) return ThrowTypeError(env, "UdpSocket: expected (family, address, port, flags, receiveBuffer, sendBuffer, tos, pmtud)");
+  CallArgs<8> args;
+  if (!GetConstructorArgs(env, info, kMethod, &args)) return nullptr;
+  if (args.count < 8) return ThrowTypeError(env, "UdpSocket: expected (family, address, port, flags, receiveBuffer, sendBuffer, tos, pmtud)");
 
   double family_number;
   double port_number;
@@ -494,18 +306,18 @@ napi_value Construct(napi_env env, napi_callback_info info) {
   double send_buffer;
   double tos;
   double pmtud;
-  if (!GetInteger(env, argv[0], kMethod, "family", 4, 6, &family_number)) return nullptr;
+  if (!GetInteger(env, args[0], kMethod, "family", 4, 6, &family_number)) return nullptr;
   if (family_number != 4 && family_number != 6) return ThrowRangeError(env, "UdpSocket: family must be 4 or 6, got %g", family_number);
   uint8_t* address;
   size_t address_length;
-  if (!GetBytes(env, argv[1], &address, &address_length)) return ThrowTypeError(env, "UdpSocket: address must be a Uint8Array");
+  if (!GetArray(env, args[1], kMethod, "address", &address, &address_length)) return nullptr;
   if (address_length != kSlotBytes) return ThrowRangeError(env, "UdpSocket: address must be 16 bytes, got %zu", address_length);
-  if (!GetInteger(env, argv[2], kMethod, "port", 0, 65535, &port_number)) return nullptr;
-  if (!GetInteger(env, argv[3], kMethod, "flags", 0, kKnownFlags, &flags_number)) return nullptr;
-  if (!GetInteger(env, argv[4], kMethod, "receiveBuffer", 0, 1 << 30, &receive_buffer)) return nullptr;
-  if (!GetInteger(env, argv[5], kMethod, "sendBuffer", 0, 1 << 30, &send_buffer)) return nullptr;
-  if (!GetInteger(env, argv[6], kMethod, "tos", -1, 255, &tos)) return nullptr;
-  if (!GetInteger(env, argv[7], kMethod, "pmtud", -1, IP_PMTUDISC_PROBE, &pmtud)) return nullptr;
+  if (!GetInteger(env, args[2], kMethod, "port", 0, 65535, &port_number)) return nullptr;
+  if (!GetInteger(env, args[3], kMethod, "flags", 0, kKnownFlags, &flags_number)) return nullptr;
+  if (!GetInteger(env, args[4], kMethod, "receiveBuffer", 0, 1 << 30, &receive_buffer)) return nullptr;
+  if (!GetInteger(env, args[5], kMethod, "sendBuffer", 0, 1 << 30, &send_buffer)) return nullptr;
+  if (!GetInteger(env, args[6], kMethod, "tos", -1, 255, &tos)) return nullptr;
+  if (!GetInteger(env, args[7], kMethod, "pmtud", -1, IP_PMTUDISC_PROBE, &pmtud)) return nullptr;
   auto flags = static_cast<uint32_t>(flags_number);
   int family = family_number == 4 ? AF_INET : AF_INET6;
   int port = static_cast<int>(port_number);
@@ -569,55 +381,43 @@ napi_value Construct(napi_env env, napi_callback_info info) {
   socket->env = env;
   socket->fd = fd;
   socket->family = family;
-  if (napi_wrap(env, self, socket, Finalize, nullptr, nullptr) != napi_ok) {
+  if (napi_wrap(env, args.self, socket, Finalize, nullptr, nullptr) != napi_ok) {
     socket->Close();
     delete socket;
     return ThrowNapiFailure(env);
   }
   // From here on the finalizer owns the socket.
-  LISPNODE_NAPI_CALL(env, napi_create_reference(env, self, 0, &socket->self));
+  LISPNODE_NAPI_CALL(env, napi_create_reference(env, args.self, 0, &socket->self));
   napi_value resource_name;
   LISPNODE_NAPI_CALL(env, napi_create_string_utf8(env, "lispnode.UdpSocket", NAPI_AUTO_LENGTH, &resource_name));
   LISPNODE_NAPI_CALL(env, napi_async_init(env, nullptr, resource_name, &socket->async_context));
   napi_value port_value;
   LISPNODE_NAPI_CALL(env, napi_create_uint32(env, static_cast<uint32_t>(bound_port), &port_value));
   napi_property_descriptor port_property = {"port", nullptr, nullptr, nullptr, nullptr, port_value, napi_enumerable, nullptr};
-  LISPNODE_NAPI_CALL(env, napi_define_properties(env, self, 1, &port_property));
-  return self;
+  LISPNODE_NAPI_CALL(env, napi_define_properties(env, args.self, 1, &port_property));
+  return args.self;
 }
 
 napi_value RecvBatch(napi_env env, napi_callback_info info) {
   constexpr const char* kMethod = "recvBatch";
-  size_t argc = 6;
-  napi_value argv[6];
-  napi_value self;
-  LISPNODE_NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, &self, nullptr));
-  Socket* socket = Unwrap(env, self, kMethod);
+  CallArgs<6> args;
+  Socket* socket = UnwrapCall<Socket>(env, info, kMethod, &args, 6, "(packets, offset, lengths, addresses, ports, count)");
   if (socket == nullptr) return nullptr;
-  if (argc < 6) return ThrowTypeError(env, "recvBatch: expected (packets, offset, lengths, addresses, ports, count)");
   double offset_number;
   double count_number;
-  if (!GetInteger(env, argv[1], kMethod, "offset", 0, 4294967295.0, &offset_number)) return nullptr;
-  if (!IsTypedArrayOf(env, argv[2], napi_uint32_array)) return ThrowTypeError(env, "recvBatch: lengths must be a Uint32Array");
-  if (!IsTypedArrayOf(env, argv[3], napi_uint8_array)) return ThrowTypeError(env, "recvBatch: addresses must be a Uint8Array");
-  if (!IsTypedArrayOf(env, argv[4], napi_uint16_array)) return ThrowTypeError(env, "recvBatch: ports must be a Uint16Array");
-  if (!GetInteger(env, argv[5], kMethod, "count", 0, 4294967295.0, &count_number)) return nullptr;
+  if (!GetInteger(env, args[1], kMethod, "offset", 0, 4294967295.0, &offset_number)) return nullptr;
+  if (!CheckArray<uint32_t>(env, args[2], kMethod, "lengths")) return nullptr;
+  if (!CheckArray<uint8_t>(env, args[3], kMethod, "addresses")) return nullptr;
+  if (!CheckArray<uint16_t>(env, args[4], kMethod, "ports")) return nullptr;
+  if (!GetInteger(env, args[5], kMethod, "count", 0, 4294967295.0, &count_number)) return nullptr;
   auto offset = static_cast<size_t>(offset_number);
   auto count = static_cast<uint32_t>(count_number);
-  {
-    BusyScope busy(socket);
-    if (!CollectPackets(env, socket, argv[0], count, kMethod)) return nullptr;
-  }
+  if (!socket->packets.Collect(env, args[0], kMethod, &count)) return nullptr;
   // No JavaScript runs from here on, so the pointers below stay valid.
-  void* raw_lengths;
-  size_t lengths_length;
-  if (!GetTypedArray(env, argv[2], napi_uint32_array, &raw_lengths, &lengths_length)) {
-    return ThrowTypeError(env, "recvBatch: lengths must be a Uint32Array");
-  }
-  if (count > lengths_length) return ThrowRangeError(env, "recvBatch: count (%u) exceeds lengths.length (%zu)", count, lengths_length);
+  uint32_t* lengths;
+  if (!GetArray(env, args[2], kMethod, "lengths", count, &lengths)) return nullptr;
   Endpoints endpoints;
-  if (!GetEndpoints(env, argv[3], argv[4], count, kMethod, &endpoints)) return nullptr;
-  auto* lengths = static_cast<uint32_t*>(raw_lengths);
+  if (!GetEndpoints(env, args[3], args[4], count, kMethod, &endpoints)) return nullptr;
 
   socket->messages.resize(count);
   socket->iovecs.resize(count);
@@ -625,7 +425,7 @@ napi_value RecvBatch(napi_env env, napi_callback_info info) {
   for (uint32_t i = 0; i < count; i++) {
     uint8_t* data;
     size_t capacity;
-    if (!GetBytes(env, socket->values[i], &data, &capacity)) return ThrowTypeError(env, "recvBatch: packets[%u] must be a Uint8Array", i);
+    if (!socket->packets.Bytes(env, i, kMethod, &data, &capacity)) return nullptr;
     if (offset > capacity) {
       return ThrowRangeError(env, "recvBatch: packets[%u] has %zu bytes, fewer than offset (%zu)", i, capacity, offset);
     }
@@ -663,64 +463,45 @@ napi_value RecvBatch(napi_env env, napi_callback_info info) {
     if (static_cast<uint32_t>(result) < asked) break;
   }
   socket->counters.received += received;
-  napi_value out;
-  LISPNODE_NAPI_CALL(env, napi_create_uint32(env, received, &out));
-  return out;
+  return CreateUint32(env, received);
 }
 
 napi_value SendBatch(napi_env env, napi_callback_info info) {
   constexpr const char* kMethod = "sendBatch";
-  size_t argc = 8;
-  napi_value argv[8];
-  napi_value self;
-  LISPNODE_NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, &self, nullptr));
-  Socket* socket = Unwrap(env, self, kMethod);
+  CallArgs<8> args;
+  Socket* socket = UnwrapCall<Socket>(env, info, kMethod, &args, 7, "(packets, offsets, lengths, addresses, ports, count, result[, errnos])");
   if (socket == nullptr) return nullptr;
-  if (argc < 7) return ThrowTypeError(env, "sendBatch: expected (packets, offsets, lengths, addresses, ports, count, result[, errnos])");
-  if (!IsTypedArrayOf(env, argv[1], napi_uint32_array)) return ThrowTypeError(env, "sendBatch: offsets must be a Uint32Array");
-  if (!IsTypedArrayOf(env, argv[2], napi_uint32_array)) return ThrowTypeError(env, "sendBatch: lengths must be a Uint32Array");
-  if (!IsTypedArrayOf(env, argv[3], napi_uint8_array)) return ThrowTypeError(env, "sendBatch: addresses must be a Uint8Array");
-  if (!IsTypedArrayOf(env, argv[4], napi_uint16_array)) return ThrowTypeError(env, "sendBatch: ports must be a Uint16Array");
+  if (!CheckArray<uint32_t>(env, args[1], kMethod, "offsets")) return nullptr;
+  if (!CheckArray<uint32_t>(env, args[2], kMethod, "lengths")) return nullptr;
+  if (!CheckArray<uint8_t>(env, args[3], kMethod, "addresses")) return nullptr;
+  if (!CheckArray<uint16_t>(env, args[4], kMethod, "ports")) return nullptr;
   double count_number;
-  if (!GetInteger(env, argv[5], kMethod, "count", 0, 4294967295.0, &count_number)) return nullptr;
-  if (!IsTypedArrayOf(env, argv[6], napi_int32_array)) return ThrowTypeError(env, "sendBatch: result must be an Int32Array");
+  if (!GetInteger(env, args[5], kMethod, "count", 0, 4294967295.0, &count_number)) return nullptr;
+  if (!CheckArray<int32_t>(env, args[6], kMethod, "result")) return nullptr;
   bool has_errnos = false;
-  if (argc >= 8) {
+  if (args.count >= 8) {
     napi_valuetype type;
-    LISPNODE_NAPI_CALL(env, napi_typeof(env, argv[7], &type));
+    LISPNODE_NAPI_CALL(env, napi_typeof(env, args[7], &type));
     if (type != napi_undefined && type != napi_null) {
-      if (!IsTypedArrayOf(env, argv[7], napi_int32_array)) return ThrowTypeError(env, "sendBatch: errnos must be an Int32Array");
+      if (!CheckArray<int32_t>(env, args[7], kMethod, "errnos")) return nullptr;
       has_errnos = true;
     }
   }
   auto count = static_cast<uint32_t>(count_number);
-  {
-    BusyScope busy(socket);
-    if (!CollectPackets(env, socket, argv[0], count, kMethod)) return nullptr;
-  }
+  if (!socket->packets.Collect(env, args[0], kMethod, &count)) return nullptr;
   // No JavaScript runs from here on, so the pointers below stay valid.
-  void* raw_offsets;
-  void* raw_lengths;
-  void* raw_result;
-  void* raw_errnos = nullptr;
-  size_t offsets_length;
-  size_t lengths_length;
+  uint32_t* offsets;
+  uint32_t* lengths;
+  int32_t* result;
   size_t result_length;
-  size_t errnos_length = 0;
-  GetTypedArray(env, argv[1], napi_uint32_array, &raw_offsets, &offsets_length);
-  GetTypedArray(env, argv[2], napi_uint32_array, &raw_lengths, &lengths_length);
-  GetTypedArray(env, argv[6], napi_int32_array, &raw_result, &result_length);
-  if (has_errnos) GetTypedArray(env, argv[7], napi_int32_array, &raw_errnos, &errnos_length);
-  if (count > offsets_length) return ThrowRangeError(env, "sendBatch: count (%u) exceeds offsets.length (%zu)", count, offsets_length);
-  if (count > lengths_length) return ThrowRangeError(env, "sendBatch: count (%u) exceeds lengths.length (%zu)", count, lengths_length);
+  int32_t* errnos = nullptr;
+  if (!GetArray(env, args[1], kMethod, "offsets", count, &offsets)) return nullptr;
+  if (!GetArray(env, args[2], kMethod, "lengths", count, &lengths)) return nullptr;
+  if (!GetArray(env, args[6], kMethod, "result", &result, &result_length)) return nullptr;
   if (result_length < 3) return ThrowRangeError(env, "sendBatch: result must have 3 elements, got %zu", result_length);
-  if (has_errnos && count > errnos_length) return ThrowRangeError(env, "sendBatch: count (%u) exceeds errnos.length (%zu)", count, errnos_length);
+  if (has_errnos && !GetArray(env, args[7], kMethod, "errnos", count, &errnos)) return nullptr;
   Endpoints endpoints;
-  if (!GetEndpoints(env, argv[3], argv[4], count, kMethod, &endpoints)) return nullptr;
-  auto* offsets = static_cast<uint32_t*>(raw_offsets);
-  auto* lengths = static_cast<uint32_t*>(raw_lengths);
-  auto* result = static_cast<int32_t*>(raw_result);
-  auto* errnos = static_cast<int32_t*>(raw_errnos);
+  if (!GetEndpoints(env, args[3], args[4], count, kMethod, &endpoints)) return nullptr;
 
   socket->messages.resize(count);
   socket->iovecs.resize(count);
@@ -729,7 +510,7 @@ napi_value SendBatch(napi_env env, napi_callback_info info) {
   for (uint32_t i = 0; i < count; i++) {
     uint8_t* data;
     size_t capacity;
-    if (!GetBytes(env, socket->values[i], &data, &capacity)) return ThrowTypeError(env, "sendBatch: packets[%u] must be a Uint8Array", i);
+    if (!socket->packets.Bytes(env, i, kMethod, &data, &capacity)) return nullptr;
     if (static_cast<uint64_t>(offsets[i]) + lengths[i] > capacity) {
       return ThrowRangeError(env, "sendBatch: offsets[%u] + lengths[%u] (%u + %u) exceeds packets[%u].length (%zu)", i, i, offsets[i],
                              lengths[i], i, capacity);
@@ -796,9 +577,7 @@ napi_value SendBatch(napi_env env, napi_callback_info info) {
   result[0] = static_cast<int32_t>(sent);
   result[1] = static_cast<int32_t>(errors);
   result[2] = first_errno;
-  napi_value out;
-  LISPNODE_NAPI_CALL(env, napi_create_uint32(env, i, &out));
-  return out;
+  return CreateUint32(env, i);
 }
 
 // Stores `callback` (a function) in *ref, replacing what was there. False with an exception pending.
@@ -808,25 +587,14 @@ bool SetCallback(napi_env env, napi_value callback, const char* method, napi_ref
     ThrowTypeError(env, "%s: callback must be a function", method);
     return false;
   }
-  napi_ref created;
-  if (napi_create_reference(env, callback, 1, &created) != napi_ok) {
-    ThrowNapiFailure(env);
-    return false;
-  }
-  DeleteRef(env, ref);
-  *ref = created;
-  return true;
+  return ReplaceRef(env, callback, ref);
 }
 
 napi_value StartWatch(napi_env env, napi_callback_info info, const char* method, bool writable) {
-  size_t argc = 1;
-  napi_value argv[1];
-  napi_value self;
-  LISPNODE_NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, &self, nullptr));
-  Socket* socket = Unwrap(env, self, method);
+  CallArgs<1> args;
+  Socket* socket = UnwrapCall<Socket>(env, info, method, &args, 1, "(callback)");
   if (socket == nullptr) return nullptr;
-  if (argc < 1) return ThrowTypeError(env, "%s: expected (callback)", method);
-  if (!SetCallback(env, argv[0], method, writable ? &socket->on_writable : &socket->on_readable)) return nullptr;
+  if (!SetCallback(env, args[0], method, writable ? &socket->on_writable : &socket->on_readable)) return nullptr;
   int error = StartPoll(socket);
   if (error != 0) {
     DeleteRef(env, writable ? &socket->on_writable : &socket->on_readable);
@@ -841,9 +609,8 @@ napi_value StartReading(napi_env env, napi_callback_info info) { return StartWat
 napi_value WaitWritable(napi_env env, napi_callback_info info) { return StartWatch(env, info, "waitWritable", true); }
 
 napi_value StopReading(napi_env env, napi_callback_info info) {
-  napi_value self;
-  LISPNODE_NAPI_CALL(env, napi_get_cb_info(env, info, nullptr, nullptr, &self, nullptr));
-  Socket* socket = Unwrap(env, self, "stopReading", true);
+  CallArgs<0> args;
+  Socket* socket = UnwrapCall<Socket>(env, info, "stopReading", &args, true);
   if (socket == nullptr) return nullptr;
   if (socket->fd < 0) return nullptr;
   DeleteRef(env, &socket->on_readable);
@@ -851,24 +618,9 @@ napi_value StopReading(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
-napi_value Close(napi_env env, napi_callback_info info) {
-  napi_value self;
-  LISPNODE_NAPI_CALL(env, napi_get_cb_info(env, info, nullptr, nullptr, &self, nullptr));
-  Socket* socket = Unwrap(env, self, "close", true);
-  if (socket == nullptr) return nullptr;
-  socket->Close();  // idempotent; the finalizer frees the rest
-  return nullptr;
-}
-
-bool SetNumber(napi_env env, napi_value object, const char* name, double number) {
-  napi_value value;
-  return napi_create_double(env, number, &value) == napi_ok && napi_set_named_property(env, object, name, value) == napi_ok;
-}
-
 napi_value Stats(napi_env env, napi_callback_info info) {
-  napi_value self;
-  LISPNODE_NAPI_CALL(env, napi_get_cb_info(env, info, nullptr, nullptr, &self, nullptr));
-  Socket* socket = Unwrap(env, self, "stats", true);
+  CallArgs<0> args;
+  Socket* socket = UnwrapCall<Socket>(env, info, "stats", &args, true);
   if (socket == nullptr) return nullptr;
   if (socket->fd >= 0) SnapshotSocketState(socket);
   const Counters& c = socket->counters;
@@ -894,20 +646,14 @@ napi_value Stats(napi_env env, napi_callback_info info) {
 }  // namespace
 
 napi_value RegisterUdp(napi_env env, napi_value exports) {
-  napi_property_descriptor methods[] = {
-      {"recvBatch", nullptr, RecvBatch, nullptr, nullptr, nullptr, napi_default_method, nullptr},
-      {"sendBatch", nullptr, SendBatch, nullptr, nullptr, nullptr, napi_default_method, nullptr},
-      {"startReading", nullptr, StartReading, nullptr, nullptr, nullptr, napi_default_method, nullptr},
-      {"stopReading", nullptr, StopReading, nullptr, nullptr, nullptr, napi_default_method, nullptr},
-      {"waitWritable", nullptr, WaitWritable, nullptr, nullptr, nullptr, napi_default_method, nullptr},
-      {"stats", nullptr, Stats, nullptr, nullptr, nullptr, napi_default_method, nullptr},
-      {"close", nullptr, Close, nullptr, nullptr, nullptr, napi_default_method, nullptr},
-  };
-  napi_value constructor;
-  LISPNODE_NAPI_CALL(env, napi_define_class(env, "UdpSocket", NAPI_AUTO_LENGTH, Construct, nullptr, sizeof methods / sizeof methods[0],
-                                            methods, &constructor));
-  LISPNODE_NAPI_CALL(env, napi_set_named_property(env, exports, "UdpSocket", constructor));
-  return exports;
+  return DefineClass(env, exports, "UdpSocket", Construct,
+                     {{"recvBatch", RecvBatch},
+                      {"sendBatch", SendBatch},
+                      {"startReading", StartReading},
+                      {"stopReading", StopReading},
+                      {"waitWritable", WaitWritable},
+                      {"stats", Stats},
+                      {"close", CloseMethod<Socket>}});
 }
 
 }  // namespace lispnode
