@@ -1,11 +1,31 @@
-// `npm run bench`: every benchmark, printed as medians with ratios against same-run baselines.
+// `npm run bench [-- codec|cipher|overlay …]`: every benchmark (or the named ones), printed as
+// medians with ratios against same-run baselines.
 import { cpus } from 'node:os';
 import { cipherBenchmarks } from './cipher.bench.js';
 import { codecBenchmarks } from './codec.bench.js';
+import { overlayBenchmarks } from './overlay.bench.js';
 
 const print = (line: string): void => void process.stdout.write(`${line}\n`);
+const all = ['codec', 'cipher', 'overlay'] as const;
+type Name = (typeof all)[number];
+const isName = (name: string): name is Name => (all as readonly string[]).includes(name);
+
+const requested = process.argv.slice(2);
+const unknown = requested.filter((name) => !isName(name));
+if (unknown.length > 0) {
+  process.stderr.write(`bench: unknown benchmark ${unknown.join(', ')} (expected any of: ${all.join(', ')})\n`);
+  process.exit(2);
+}
+const selected = new Set<Name>(requested.length === 0 ? all : requested.filter(isName));
+
 print(`lispnode benchmarks — node ${process.version}, ${cpus().length} x ${cpus()[0]?.model ?? 'unknown CPU'}`);
-print('medians of 5 interleaved runs after a warm-up\n');
-codecBenchmarks(print);
-print('');
-cipherBenchmarks(print);
+if (selected.has('codec') || selected.has('cipher')) print('medians of 5 interleaved runs after a warm-up\n');
+if (selected.has('codec')) {
+  codecBenchmarks(print);
+  print('');
+}
+if (selected.has('cipher')) {
+  cipherBenchmarks(print);
+  print('');
+}
+if (selected.has('overlay') && (await overlayBenchmarks(print)) === 'failed') process.exitCode = 1;

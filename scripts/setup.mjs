@@ -13,7 +13,8 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 // Debian packages each purpose needs; `tshark` is the wire-format oracle of the test suite.
 const debianPackages = {
   test: ['tshark', 'openssl', 'iproute2', 'iputils-ping', 'iperf3'],
-  demo: ['iproute2', 'iputils-ping'],
+  demo: ['iproute2', 'iputils-ping', 'iperf3'],
+  bench: ['iproute2', 'iputils-ping', 'iperf3'],
 };
 
 function log(message) {

@@ -1,6 +1,7 @@
 // `lispnode decode` and `lispnode demo` as an operator runs them: the compiled CLI in a child process.
+// The demo's overlay part needs root; as root it is also run as `nobody` to check the fallback.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -54,12 +55,60 @@ test('decode reports unreadable and malformed input with a non-zero exit', () =>
   }
 });
 
-test('demo decodes every bundled capture and authenticates every registration', () => {
-  const { status, stdout } = lispnode('demo');
-  assert.equal(status, 0, stdout);
-  assert.match(stdout, /== oor-hub\.pcap: 68 frames, 68 LISP packets/);
-  assert.match(stdout, /-- 0 decode errors; site key check: 8 map-register authentic, 8 map-notify authentic/);
-  assert.doesNotMatch(stdout, /DECODE ERROR|mac-mismatch/);
+const isRoot = process.getuid?.() === 0;
+
+/** `lispnode demo` as `uid` (default: ours), bounded: on timeout it gets SIGTERM, which makes it tear its lab down. */
+function demo(uid?: number): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [CLI, 'demo'], { encoding: 'utf8', timeout: 90_000, ...(uid === undefined ? {} : { uid, gid: uid }) });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** The one-line-per-capture summary that ends every demo. */
+function assertCaptureSummary(stdout: string): void {
+  assert.match(stdout, /^== Captures: /m);
+  assert.match(stdout, /^oor-hub\.pcap: 68 frames, 68 LISP packets, 0 decode errors; site key check: 8 map-register authentic, 8 map-notify authentic$/m);
+  const lines = stdout.split('\n').filter((l) => /^\S+\.pcap: /.test(l));
+  assert.equal(lines.length, 5, 'one line per bundled capture');
+  for (const line of lines) assert.match(line, /: \d+ frames, \d+ LISP packets, 0 decode errors(; site key check: (\d+ map-(register|notify) authentic(, )?)+)?$/);
+  assert.doesNotMatch(stdout, /DECODE ERROR|mac-mismatch|Map-Register \[/, 'a summary, not the packet listing');
+}
+
+test('demo builds an encrypted two-node overlay, pings and measures across it, tears it down, then summarises the captures', { skip: isRoot ? false : 'needs root (CAP_NET_ADMIN) for network namespaces and TUN devices', timeout: 120_000 }, () => {
+  const { status, stdout, stderr } = demo();
+  assert.equal(status, 0, `${stdout}\n${stderr}`);
+  assert.match(stdout, /^== Overlay: .*suite 5/m);
+  assert.match(stdout, /^ping 192\.0\.2\.1 -> 192\.0\.2\.17 \(IPv4\): 5\/5 replies, 0% loss, rtt min\/avg\/max [\d.]+\/[\d.]+\/[\d.]+ ms$/m);
+  assert.match(stdout, /^ping 2001:db8:1::1 -> 2001:db8:2::1 \(IPv6\): 5\/5 replies, 0% loss, rtt min\/avg\/max [\d.]+\/[\d.]+\/[\d.]+ ms$/m);
+  const throughput = /^iperf3 TCP 192\.0\.2\.1 -> 192\.0\.2\.17, 3 s: ([\d.]+) ([MG])b\/s received/m.exec(stdout);
+  assert.ok(throughput, 'a throughput figure');
+  assert.ok(Number(throughput[1]) * (throughput[2] === 'G' ? 1000 : 1) > 1, 'more than 1 Mb/s went through');
+  const number = (text: string | undefined): number => Number((text ?? '').replaceAll(',', ''));
+  for (const [from, to] of [['a', 'b'], ['b', 'a']] as const) {
+    const counters = new RegExp(`^  ${from} -> ${to}: ${from} read ([\\d,]+) packets / [\\d.]+ k?[MG]?B from its TUN and sent ([\\d,]+) / [\\d.]+ k?[MG]?B; ${to} received ([\\d,]+) / [\\d.]+ k?[MG]?B and delivered ([\\d,]+) / [\\d.]+ k?[MG]?B into its TUN$`, 'm').exec(stdout);
+    assert.ok(counters, `counters ${from} -> ${to}\n${stdout}`);
+    const [read, sent, received, delivered] = counters.slice(1).map(number);
+    assert.ok((sent ?? 0) >= 10 && (sent ?? 0) <= (read ?? 0), `${from} sent what it read from its TUN`);
+    assert.ok((delivered ?? 0) >= 10 && (delivered ?? 0) <= (received ?? 0), `${to} delivered what it received`);
+  }
+  assert.match(stdout, /^ {2}drops by reason: a: .+; b: .+$/m);
+  assert.doesNotMatch(stdout, /etr-/, 'no ETR drops');
+  assert.match(stdout, /^ {2}every peer encrypted: yes$/m);
+  const id = /netns (ln\w+)-a,/.exec(stdout)?.[1];
+  assert.ok(id, 'the demo names its namespaces');
+  assert.match(stdout, new RegExp(`^torn down: xTRs stopped, namespaces ${id}-\\{a,b,u\\}`, 'm'));
+  const namespaces = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }).split('\n').filter((l) => l.startsWith(`${id}-`));
+  assert.deepEqual(namespaces, [], 'no namespace of the demo is left');
+  assert.ok(stdout.indexOf('== Overlay') < stdout.indexOf('== Captures'), 'the overlay first, then the captures');
+  assertCaptureSummary(stdout);
+});
+
+test('demo without root explains that the overlay needs CAP_NET_ADMIN and still summarises the captures', { skip: isRoot ? false : 'runs the demo as nobody, which needs root to switch to', timeout: 60_000 }, (t) => {
+  const { status, stdout, stderr } = demo(65534);
+  if (status !== 0 && /EACCES|permission denied|Cannot find module/i.test(stderr)) return t.skip(`this checkout is not readable by nobody: ${stderr.split('\n')[0] ?? ''}`);
+  assert.equal(status, 0, `${stdout}\n${stderr}`);
+  assert.match(stdout, /needs root \(CAP_NET_ADMIN\)/);
+  assert.doesNotMatch(stdout, /^ping /m);
+  assertCaptureSummary(stdout);
 });
 
 test('every command answers --help', () => {

@@ -252,9 +252,13 @@ export function hasCommand(command: string): Promise<boolean> {
 export class LabGuard {
   private readonly pending = new Set<Promise<NetnsLab | undefined>>();
   private readonly labs = new Set<NetnsLab>();
+  private destroying: Promise<string[]> | undefined;
+  /** The signal that interrupted the run, once one did: errors after it are the teardown's doing. */
+  interrupted: NodeJS.Signals | undefined;
 
-  /** NetnsLab.create, tracked. */
+  /** NetnsLab.create, tracked; refused once a teardown has begun. */
   create(options: LabOptions): Promise<NetnsLab> {
+    if (this.interrupted || this.destroying) return Promise.reject(new Error(`interrupted (${this.interrupted ?? 'teardown'}): no new lab`));
     const creating = NetnsLab.create(options);
     const settled = creating.then(
       (lab) => {
@@ -269,25 +273,33 @@ export class LabGuard {
   }
 
   /** Stops measuring processes, destroys every lab (also those still being built); returns what is left of them. */
-  async destroyAll(): Promise<string[]> {
+  destroyAll(): Promise<string[]> {
+    this.destroying ??= this.teardown().finally(() => (this.destroying = undefined));
+    return this.destroying;
+  }
+
+  private async teardown(): Promise<string[]> {
     stopAll();
-    await Promise.all([...this.pending]);
     const left: string[] = [];
-    for (const lab of [...this.labs]) {
-      await lab.destroy().catch(() => undefined);
-      left.push(...(await lab.leftovers().catch(() => [`lab ${lab.id}: cannot list namespaces`])));
-      this.labs.delete(lab);
+    while (this.pending.size > 0 || this.labs.size > 0) {
+      await Promise.all([...this.pending]);
+      for (const lab of [...this.labs]) {
+        this.labs.delete(lab);
+        await lab.destroy().catch(() => undefined);
+        left.push(...(await lab.leftovers().catch(() => [`lab ${lab.id}: cannot list namespaces`])));
+      }
     }
+    // Whatever the interrupted flow started meanwhile (its namespace is gone now, so nothing new can start in it).
+    stopAll();
     return left;
   }
 
   /** Until the returned function is called, SIGINT/SIGTERM tear the labs down and exit; a second signal exits at once. */
   trapSignals(say: (line: string) => void): () => void {
-    let stopping = false;
     const handler = (signal: NodeJS.Signals): void => {
       const code = signal === 'SIGINT' ? 130 : 143;
-      if (stopping) process.exit(code);
-      stopping = true;
+      if (this.interrupted) process.exit(code);
+      this.interrupted = signal;
       say(`\n${signal}: tearing the lab down`);
       this.destroyAll().then(
         (left) => {
