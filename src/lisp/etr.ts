@@ -153,6 +153,11 @@ export class Etr {
     }
   }
 
+  private isLocal(family: 4 | 6, buf: Uint8Array, at: number): boolean {
+    for (const p of this.options.localEids) if (p.family === family && prefixContains(p, buf, at)) return true;
+    return false;
+  }
+
   /** The inner-packet checks, then delivery. */
   private inner(input: EtrInput, i: number, offset: number, available: number, now: number, out: EtrOutput): void {
     const { drops } = this.options;
@@ -168,8 +173,7 @@ export class Etr {
       drops.add('etr-bad-inner-length');
       return;
     }
-    const destination = offset + destinationOffset(family);
-    if (!this.options.localEids.some((p) => p.family === family && prefixContains(p, buf, destination))) {
+    if (!this.isLocal(family, buf, offset + destinationOffset(family))) {
       drops.add('etr-not-local-eid');
       return;
     }
@@ -181,7 +185,7 @@ export class Etr {
     const from = input.sourceAddress;
     const fromFamily = slotFamily(from, 16 * i);
     const at = 16 * i + (fromFamily === 4 ? 12 : 0);
-    if (!source.locators.some((l) => l.family === fromFamily && sameBytes(l.bytes, from, at))) {
+    if (!cameFrom(source.locators, fromFamily, from, at)) {
       drops.add('etr-spoofed-source');
       return;
     }
@@ -190,6 +194,12 @@ export class Etr {
     out.offsets[k] = offset;
     out.lengths[k] = length;
   }
+}
+
+/** Plain loops, not .some(closure): these run for every delivered packet. */
+function cameFrom(locators: readonly { readonly family: 4 | 6; readonly bytes: Uint8Array }[], family: 4 | 6, from: Uint8Array, at: number): boolean {
+  for (const l of locators) if (l.family === family && sameBytes(l.bytes, from, at)) return true;
+  return false;
 }
 
 function sameBytes(a: Uint8Array, b: Uint8Array, offset: number): boolean {
