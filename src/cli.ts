@@ -7,7 +7,9 @@ import { hasDecodeError, packetJson, packetLine } from './node/decode-listing.js
 import { runDemo } from './node/demo.js';
 import { CommandError, eidDerive, eidNew, eidSign, eidVerify, type EidOptions } from './node/eid-command.js';
 import { ConfigError } from './node/config/config-error.js';
+import { loadMapServerConfig } from './node/config/map-server-config.js';
 import { loadXtrConfig } from './node/config/xtr-config.js';
+import { MapServerNode } from './node/map-server/map-server-node.js';
 import { createLogger } from './node/log.js';
 import { dataKeyPublic, newDataKey } from './node/xtr/data-key.js';
 import { XtrNode } from './node/xtr/xtr-node.js';
@@ -109,39 +111,54 @@ eidCommand('verify', 'check an EID signature (exit 0 valid, 1 invalid)')
     }),
   );
 
+/** A running role: counters on SIGUSR1, clean stop on SIGTERM/SIGINT. */
+interface Daemon {
+  stats(): unknown;
+  stop(): void | Promise<void>;
+}
+
+/** Loads the config (a ConfigError exits 2 with its message), starts the role, wires the signals. */
+async function runDaemon<C>(load: () => C, start: (config: C, log: ReturnType<typeof createLogger>) => Promise<Daemon>): Promise<void> {
+  const log = createLogger();
+  let config: C;
+  try {
+    config = load();
+  } catch (error) {
+    if (error instanceof ConfigError) fail(error.message);
+    throw error;
+  }
+  let daemon: Daemon;
+  try {
+    daemon = await start(config, log);
+  } catch (error) {
+    fail(`cannot start: ${(error as Error).message}`);
+  }
+  process.on('SIGUSR1', () => print(JSON.stringify({ stats: daemon.stats() })));
+  const stop = (signal: string): void => {
+    log.log('info', 'stopping', { signal });
+    Promise.resolve(daemon.stop()).then(
+      () => process.exit(0),
+      (error: unknown) => {
+        log.log('error', 'teardown failed', { error: String(error) });
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('SIGINT', () => stop('SIGINT'));
+}
+
 program
   .command('xtr')
   .description('run the xTR data plane: TUN <-> encrypted LISP over UDP 4341 (SIGUSR1 prints counters, SIGTERM stops)')
   .requiredOption('--config <file>', 'xTR configuration (YAML, docs/configuration.md)')
-  .action(async (o: { config: string }) => {
-    const log = createLogger();
-    let config;
-    try {
-      config = loadXtrConfig(o.config);
-    } catch (error) {
-      if (error instanceof ConfigError) fail(error.message);
-      throw error;
-    }
-    let node: XtrNode;
-    try {
-      node = await XtrNode.start(config, log);
-    } catch (error) {
-      fail(`cannot start the xTR: ${(error as Error).message}`);
-    }
-    process.on('SIGUSR1', () => print(JSON.stringify({ stats: node.stats() })));
-    const stop = (signal: string): void => {
-      log.log('info', 'stopping', { signal });
-      node.stop().then(
-        () => process.exit(0),
-        (error: unknown) => {
-          log.log('error', 'teardown failed', { error: String(error) });
-          process.exit(1);
-        },
-      );
-    };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
-  });
+  .action((o: { config: string }) => runDaemon(() => loadXtrConfig(o.config), (config, log) => XtrNode.start(config, log)));
+
+program
+  .command('map-server')
+  .description('run the map-server: registrations on UDP 4342 (SIGUSR1 prints counters, SIGTERM stops and saves the snapshot)')
+  .requiredOption('--config <file>', 'map-server configuration (YAML, docs/configuration.md)')
+  .action((o: { config: string }) => runDaemon(() => loadMapServerConfig(o.config), (config, log) => MapServerNode.start(config, log)));
 
 const datakey = program.command('datakey').description("the node's static X25519 data-plane key (until the control plane exchanges keys)");
 datakey

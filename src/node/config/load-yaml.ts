@@ -11,11 +11,12 @@ const ajv = new Ajv({ allErrors: true, strict: true, useDefaults: true });
 ajv.addFormat('ip-address', (s: string) => parseIpv4(s) !== undefined || parseIpv6(s) !== undefined);
 ajv.addFormat('ip-prefix', (s: string) => parsePrefixText(s) !== undefined);
 
-/** `192.0.2.0/28`, `2001:db8::/32`: an explicit length, and no host bits set past it. */
+/** `192.0.2.0/28`, `2001:db8::/32`, `[1000]fd00::/8`: an explicit length, no host bits set past it. */
 export function parsePrefixText(text: string, instanceId = 0): EidPrefix | undefined {
   const slash = text.indexOf('/');
   const p = slash > 0 ? parsePrefix(text, instanceId) : undefined;
-  const written = slash > 0 ? (p?.family === 4 ? parseIpv4 : parseIpv6)(text.slice(0, slash)) : undefined;
+  const address = text.slice(0, slash).replace(/^\[\d+\]/, '');
+  const written = slash > 0 ? (p?.family === 4 ? parseIpv4 : parseIpv6)(address) : undefined;
   return p && written && written.every((b, i) => b === p.address[i]) ? p : undefined;
 }
 
