@@ -102,7 +102,8 @@ for (const scenario of SCENARIOS) {
       bySender.set(p.source, list);
     }
     assert.ok(bySender.size > 0);
-    const hosts = Object.fromEntries([['ms', scenario.server], ...[...bySender.keys()].map((a, i) => [`x${i}`, a])]);
+    const hosts: Record<string, string> = { ms: scenario.server };
+    [...bySender.keys()].forEach((address, i) => (hosts[`x${i}`] = address));
     const lab = await NetnsLab.create({ nodes: [], encryption: 'off', hosts });
     labs.push(lab);
     const msNamespace = lab.hosts.find((h) => h.locator === scenario.server)?.namespace ?? '';
