@@ -6,11 +6,14 @@
 import { checkEidPrefix, type EidDerivation, type EidPrefix as CryptoPrefix } from '../../crypto/index.js';
 import { isAuthAlgorithm, type AuthKey } from '../auth.js';
 import { formatPrefix, prefixCovers, type EidPrefix } from '../prefix.js';
+import type { LookupPolicy } from './lookup-policy.js';
 
 export interface AllowedPrefix {
   readonly prefix: EidPrefix;
   /** lispers.net's accept-more-specifics: without it a record must name exactly `prefix`. */
   readonly acceptMoreSpecifics: boolean;
+  /** Who may look up EIDs inside this prefix; overrides the site's (lookup-policy.ts). */
+  readonly lookupPolicy?: LookupPolicy;
 }
 
 export interface SiteConfig {
@@ -29,6 +32,12 @@ export interface SiteConfig {
    * Without it the signature is still verified when a record carries one.
    */
   readonly requireRegistrationSignature: boolean;
+  /**
+   * Who may look up the site's EIDs (lookup-policy.ts); default ALLOW_ALL. Applies to proxy
+   * replies and to Map-Requests forwarded to the site's ETRs alike (lispers.net checks its
+   * policies only when it proxy-replies).
+   */
+  readonly lookupPolicy?: LookupPolicy;
 }
 
 /** A prefix whose EIDs are crypto-EIDs: IPv6, a multiple of 8 bits long, with its instance-id. */

@@ -1,20 +1,12 @@
 // The map-server role's configuration file (YAML): where it listens, its sites (keys, allowed
 // EID-prefixes, signature requirements), the crypto-EID prefixes, and the snapshot file that keeps
 // registrations across a restart. docs/configuration.md documents every key.
-import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { passwordKey, type AuthAlgorithmId, type AuthKey } from '../../lisp/auth.js';
 import { parseIpv4 } from '../../lisp/ip-text.js';
 import { resolveConfig, type MapServerConfig } from '../../lisp/map-server/site.js';
+import { authKeySchema, loadAuthKey, type RawAuthKey } from './auth-key.js';
 import { ConfigError } from './config-error.js';
 import { loadYamlConfig, parsePrefixText } from './load-yaml.js';
-
-interface RawKey {
-  'key-id': number;
-  algorithm: 'hmac-sha1' | 'hmac-sha256';
-  password?: string;
-  'password-file'?: string;
-}
 
 interface RawMapServerConfig {
   listen: { address: string; port: number };
@@ -22,7 +14,7 @@ interface RawMapServerConfig {
   'crypto-eid-prefixes': { prefix: string; derivation: 'eve' | 'lispers' }[];
   sites: {
     name: string;
-    keys: RawKey[];
+    keys: RawAuthKey[];
     prefixes: { prefix: string; 'accept-more-specifics': boolean }[];
     'require-signature': boolean;
     'require-registration-signature': boolean;
@@ -60,21 +52,7 @@ const schema = {
         required: ['name', 'keys', 'prefixes'],
         properties: {
           name: { type: 'string', minLength: 1 },
-          keys: {
-            type: 'array',
-            minItems: 1,
-            items: {
-              type: 'object',
-              additionalProperties: false,
-              required: ['key-id'],
-              properties: {
-                'key-id': { type: 'integer', minimum: 0, maximum: 255 },
-                algorithm: { type: 'string', enum: ['hmac-sha1', 'hmac-sha256'], default: 'hmac-sha256' },
-                password: { type: 'string', minLength: 1 },
-                'password-file': { type: 'string', minLength: 1 },
-              },
-            },
-          },
+          keys: { type: 'array', minItems: 1, items: authKeySchema },
           prefixes: {
             type: 'array',
             minItems: 1,
@@ -100,8 +78,6 @@ export interface MapServerFileConfig {
   readonly server: MapServerConfig;
 }
 
-const ALGORITHM: Readonly<Record<RawKey['algorithm'], AuthAlgorithmId>> = { 'hmac-sha1': 1, 'hmac-sha256': 2 };
-
 export function loadMapServerConfig(file: string): MapServerFileConfig {
   const raw = loadYamlConfig<RawMapServerConfig>(file, schema);
   const base = dirname(file);
@@ -110,25 +86,11 @@ export function loadMapServerConfig(file: string): MapServerFileConfig {
     if (!p) throw new ConfigError(file, path, 'expected an EID prefix such as [1000]fd00::/8 or 192.0.2.0/24');
     return p;
   };
-  const key = (k: RawKey, path: string): AuthKey => {
-    if ((k.password === undefined) === (k['password-file'] === undefined)) throw new ConfigError(file, path, 'expected exactly one of password or password-file');
-    let password = k.password;
-    if (password === undefined) {
-      const keyFile = resolve(base, k['password-file'] ?? '');
-      try {
-        password = readFileSync(keyFile, 'utf8').trim();
-      } catch (error) {
-        throw new ConfigError(file, `${path}/password-file`, `cannot read ${keyFile} (${(error as NodeJS.ErrnoException).code ?? String(error)})`);
-      }
-      if (password === '') throw new ConfigError(file, `${path}/password-file`, `${keyFile} is empty`);
-    }
-    return passwordKey(k['key-id'], ALGORITHM[k.algorithm], password);
-  };
   const server: MapServerConfig = {
     cryptoEidPrefixes: raw['crypto-eid-prefixes'].map((c, i) => ({ prefix: prefix(c.prefix, `/crypto-eid-prefixes/${i}/prefix`), derivation: c.derivation })),
     sites: raw.sites.map((s, i) => ({
       name: s.name,
-      keys: s.keys.map((k, j) => key(k, `/sites/${i}/keys/${j}`)),
+      keys: s.keys.map((k, j) => loadAuthKey(file, base, k, `/sites/${i}/keys/${j}`)),
       allowedPrefixes: s.prefixes.map((p, j) => ({ prefix: prefix(p.prefix, `/sites/${i}/prefixes/${j}/prefix`), acceptMoreSpecifics: p['accept-more-specifics'] })),
       requireSignature: s['require-signature'],
       requireRegistrationSignature: s['require-registration-signature'],
