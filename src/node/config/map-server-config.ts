@@ -18,6 +18,7 @@ interface RawMapServerConfig {
     prefixes: { prefix: string; 'accept-more-specifics': boolean }[];
     'require-signature': boolean;
     'require-registration-signature': boolean;
+    lookup?: { allow: 'any' | string[]; deny: string[] };
   }[];
 }
 
@@ -65,6 +66,14 @@ const schema = {
           },
           'require-signature': { type: 'boolean', default: false },
           'require-registration-signature': { type: 'boolean', default: false },
+          lookup: {
+            type: 'object',
+            additionalProperties: false,
+            properties: {
+              allow: { anyOf: [{ type: 'string', const: 'any' }, { type: 'array', items: { type: 'string', format: 'ip-prefix' } }], default: 'any' },
+              deny: { type: 'array', items: { type: 'string', format: 'ip-prefix' }, default: [] },
+            },
+          },
         },
       },
     },
@@ -94,6 +103,12 @@ export function loadMapServerConfig(file: string): MapServerFileConfig {
       allowedPrefixes: s.prefixes.map((p, j) => ({ prefix: prefix(p.prefix, `/sites/${i}/prefixes/${j}/prefix`), acceptMoreSpecifics: p['accept-more-specifics'] })),
       requireSignature: s['require-signature'],
       requireRegistrationSignature: s['require-registration-signature'],
+      ...(s.lookup && {
+        lookupPolicy: {
+          allow: s.lookup.allow === 'any' ? 'any' : s.lookup.allow.map((p, j) => prefix(p, `/sites/${i}/lookup/allow/${j}`)),
+          deny: s.lookup.deny.map((p, j) => prefix(p, `/sites/${i}/lookup/deny/${j}`)),
+        },
+      }),
     })),
   };
   try {

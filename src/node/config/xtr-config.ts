@@ -6,6 +6,8 @@ import { dirname, resolve } from 'node:path';
 import { formatIpv6, parseIpv4, parseIpv6 } from '../../lisp/ip-text.js';
 import { maxSealOverhead, type CipherSuite } from '../../crypto/cipher-suite.js';
 import { x25519FromPem, type X25519KeyPair } from '../../crypto/x25519-kdf.js';
+import type { AuthKey } from '../../lisp/auth.js';
+import { authKeySchema, loadAuthKey, type RawAuthKey } from './auth-key.js';
 import { ConfigError } from './config-error.js';
 import type { EidPrefix } from '../../lisp/prefix.js';
 import { loadYamlConfig, parsePrefixText } from './load-yaml.js';
@@ -18,6 +20,8 @@ interface RawLocator {
 }
 
 interface RawXtrConfig {
+  'map-servers': { address: string; port: number; key: RawAuthKey; 'proxy-reply': boolean }[];
+  'map-resolvers': { address: string; port: number }[];
   tun: { name: string; mtu: number | 'auto' };
   underlay: { address: string; port: number; mtu: number };
   'instance-id': number;
@@ -58,6 +62,31 @@ const schema = {
       },
     },
     'instance-id': { type: 'integer', minimum: 0, maximum: 0xfffffe, default: 0 },
+    'map-servers': {
+      type: 'array',
+      default: [],
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['address', 'key'],
+        properties: {
+          address: { type: 'string', format: 'ip-address' },
+          port: { type: 'integer', minimum: 1, maximum: 65535, default: 4342 },
+          key: authKeySchema,
+          'proxy-reply': { type: 'boolean', default: false },
+        },
+      },
+    },
+    'map-resolvers': {
+      type: 'array',
+      default: [],
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['address'],
+        properties: { address: { type: 'string', format: 'ip-address' }, port: { type: 'integer', minimum: 1, maximum: 65535, default: 4342 } },
+      },
+    },
     'local-eids': {
       type: 'array',
       minItems: 1,
@@ -134,6 +163,10 @@ export interface XtrConfig {
   readonly tun: { readonly name: string; readonly mtu: number };
   readonly underlay: { readonly address: string; readonly family: 4 | 6; readonly port: number; readonly mtu: number };
   readonly instanceId: number;
+  /** Where this xTR registers its local EIDs (empty: no registration). */
+  readonly mapServers: readonly { readonly address: string; readonly port: number; readonly key: AuthKey; readonly proxyReply: boolean }[];
+  /** Where the ITR resolves map-cache misses (empty: static mappings only). */
+  readonly mapResolvers: readonly { readonly address: string; readonly port: number }[];
   readonly localEids: readonly { readonly prefix: EidPrefix; readonly address?: string }[];
   readonly mapCache: readonly { readonly prefix: EidPrefix; readonly locators: readonly LocatorConfig[] }[];
   readonly encryption:
@@ -197,6 +230,8 @@ export function loadXtrConfig(file: string): XtrConfig {
     tun: { name: raw.tun.name, mtu: raw.tun.mtu === 'auto' ? autoMtu : raw.tun.mtu },
     underlay: { address: canonical(raw.underlay.address), family: underlayFamily, port: raw.underlay.port, mtu: raw.underlay.mtu },
     instanceId: raw['instance-id'],
+    mapServers: raw['map-servers'].map((m, i) => ({ address: canonical(m.address), port: m.port, key: loadAuthKey(file, dirname(file), m.key, `/map-servers/${i}/key`), proxyReply: m['proxy-reply'] })),
+    mapResolvers: raw['map-resolvers'].map((m) => ({ address: canonical(m.address), port: m.port })),
     localEids,
     mapCache,
     encryption: enc.mode === 'off' ? { mode: 'off' } : loadEncryption(file, enc),

@@ -5,6 +5,7 @@ import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { MESSAGE_TYPE } from '../../lisp/message-type.js';
 import { RegisterHandler } from '../../lisp/map-server/register-handler.js';
+import { RequestHandler } from '../../lisp/map-server/request-handler.js';
 import type { MapServerFileConfig } from '../config/map-server-config.js';
 import type { Logger } from '../log.js';
 
@@ -19,6 +20,7 @@ export interface MapServerStats {
 
 export class MapServerNode {
   private readonly handler: RegisterHandler;
+  private readonly requests: RequestHandler;
   private received = 0;
   private sent = 0;
   private unsupported = 0;
@@ -31,6 +33,7 @@ export class MapServerNode {
     private readonly socket: Socket,
   ) {
     this.handler = new RegisterHandler(config.server);
+    this.requests = new RequestHandler(this.handler);
   }
 
   static async start(config: MapServerFileConfig, log: Logger): Promise<MapServerNode> {
@@ -58,18 +61,29 @@ export class MapServerNode {
 
   private receive(bytes: Buffer, from: RemoteInfo): void {
     this.received++;
-    const type = (bytes[0] ?? 0) >>> 4;
-    if (type !== MESSAGE_TYPE.mapRegister) {
-      this.unsupported++;
-      return;
-    }
-    const verdict = this.handler.handle({ bytes: new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length), source: { address: from.address, port: from.port } }, Date.now());
-    if (verdict.kind === 'processed') {
-      this.dirty = true;
-      for (const action of verdict.actions) {
-        this.socket.send(action.bytes, action.port, action.to);
-        this.sent++;
+    const event = { bytes: new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length), source: { address: from.address, port: from.port } };
+    const now = Date.now();
+    switch ((bytes[0] ?? 0) >>> 4) {
+      case MESSAGE_TYPE.mapRegister: {
+        const verdict = this.handler.handle(event, now);
+        if (verdict.kind === 'processed') {
+          this.dirty = true;
+          this.send(verdict.actions);
+        }
+        return;
       }
+      case MESSAGE_TYPE.ecm:
+        this.send(this.requests.handle(event, now).actions);
+        return;
+      default:
+        this.unsupported++;
+    }
+  }
+
+  private send(actions: readonly { readonly to: string; readonly port: number; readonly bytes: Uint8Array }[]): void {
+    for (const action of actions) {
+      this.socket.send(action.bytes, action.port, action.to);
+      this.sent++;
     }
   }
 
@@ -99,7 +113,7 @@ export class MapServerNode {
       registrations: this.handler.store.size,
       received: this.received,
       sent: this.sent,
-      counters: { ...this.handler.counters.snapshot(), ...(this.unsupported > 0 && { 'unsupported-message': this.unsupported }) },
+      counters: { ...this.handler.counters.snapshot(), ...this.requests.counters.snapshot(), ...(this.unsupported > 0 && { 'unsupported-message': this.unsupported }) },
     };
   }
 

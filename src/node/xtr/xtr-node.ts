@@ -14,6 +14,7 @@ import { allocateUdpBatch, openBatchUdpSocket, type BatchUdpSocket } from '../..
 import { cipherBackend } from '../cipher-backends.js';
 import type { XtrConfig } from '../config/xtr-config.js';
 import type { Logger } from '../log.js';
+import { XtrControlPlane } from './control-plane.js';
 import { createPeer, PeerTable, type Peer } from './peers.js';
 
 const BATCH = 64;
@@ -25,12 +26,14 @@ export interface XtrStats {
   readonly underlay: { readonly in: number; readonly inBytes: number; readonly out: number; readonly outBytes: number };
   readonly drops: Readonly<Record<string, number>>;
   readonly peers: readonly { readonly locator: string; readonly encrypted: boolean; readonly sealed: number }[];
+  readonly control: ReturnType<XtrControlPlane['status']> | undefined;
 }
 
 export class XtrNode {
   private readonly drops = new DropCounters();
   private readonly counts = { tunIn: 0, tunInBytes: 0, tunOut: 0, tunOutBytes: 0, udpIn: 0, udpInBytes: 0, udpOut: 0, udpOutBytes: 0 };
   private timer: NodeJS.Timeout | undefined;
+  private control: XtrControlPlane | undefined;
 
   private constructor(
     private readonly config: XtrConfig,
@@ -85,6 +88,12 @@ export class XtrNode {
     }
     const node = new XtrNode(config, log, tun, udp, teardown, peers, mapCache);
     node.run();
+    try {
+      node.control = await XtrControlPlane.start(config, log);
+    } catch (error) {
+      await node.stop();
+      throw error;
+    }
     log.log('info', 'xTR started', {
       tun: tun.name,
       mtu: tun.mtu,
@@ -202,11 +211,13 @@ export class XtrNode {
       underlay: { in: c.udpIn, inBytes: c.udpInBytes, out: c.udpOut, outBytes: c.udpOutBytes },
       drops: this.drops.snapshot(),
       peers: [...this.peers.all()].map((p) => ({ locator: p.address, encrypted: p.itr.sealing !== undefined, sealed: p.itr.sealing?.packetsSealed ?? 0 })),
+      control: this.control?.status(),
     };
   }
 
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
+    await this.control?.stop();
     this.tun.stopReading();
     this.udp.stopReading();
     this.udp.close();

@@ -1,0 +1,668 @@
+// The ITR's resolution and key exchange (RFC 9301 §5.2-5.4, §6.1 RLOC probing; RFC 8061 §6;
+// lisp-protocol.md §2.2, §2.7, §2.8, §4.2, §4.5), sans-IO: map-cache misses in, ECM'd
+// Map-Requests to the map-resolvers out; Map-Replies in, map-cache entries, sealing keys and
+// re-injected packets out; RLOC probes on timers. `now` is milliseconds on the caller's clock,
+// every random byte comes from the caller's `random`.
+//
+// - Rate limits: one request at a time per EID, at least `perEidIntervalMs` apart, and a global
+//   token bucket (lispers.net allows one data-triggered request per 500 ms; we allow a burst).
+// - Retries after 1 s, 2 s, 4 s (each to the next map-resolver: failover), then a short negative
+//   entry (action send-map-request) so the data plane stops asking for a while.
+// - Each attempt has its own nonce, so a reply tells which map-resolver answered; that one is tried
+//   first next time.
+// - With encryption on, the first ITR-RLOC is a Security Key LCAF; the pair is remembered per
+//   request and, once a locator is keyed, per locator: probes offer it again (no new DH, as
+//   lispers.net) until a rekey is due, then a fresh pair under the next key-id.
+// - Probes (P=1, not encapsulated) go to every learned locator every 10 s; a locator is down after
+//   `probeMissedLimit` unanswered probes or `probeReplyWaitMs` without an answer.
+import type { CipherBackend } from '../../crypto/cipher-backend.js';
+import type { CipherSuite } from '../../crypto/cipher-suite.js';
+import type { SealingSession, SessionLimits } from '../../crypto/session.js';
+import type { DataPlaneKeys, X25519KeyPair } from '../../crypto/x25519-kdf.js';
+import { ip, NO_ADDRESS, withInstanceId, type Address } from '../address.js';
+import { decodeControl, encodeControl } from '../control.js';
+import type { ItrPeer } from '../itr.js';
+import type { Ecm } from '../ecm.js';
+import { formatIpv4, formatIpv6 } from '../ip-text.js';
+import type { IpHeader } from '../ip-udp.js';
+import { TTL_SECONDS_FLAG, type MapCache, type MapCacheLocator } from '../map-cache.js';
+import type { MapReply } from '../map-reply.js';
+import { MAP_REQUEST_DEFAULTS, type MapRequest } from '../map-request.js';
+import { ACTION, EID_RECORD_DEFAULTS, type EidRecord, type LocatorRecord } from '../records.js';
+import { createItrPeer, generateKeyPair, ipOf, LocatorSealing, offeredKey, securityKeyAddress, type Random } from './key-exchange.js';
+
+export const LISP_CONTROL_PORT = 4342;
+
+export interface ResolverTimers {
+  /** Wait after attempt i before attempt i+1 (or giving up after the last). */
+  readonly retryDelaysMs: readonly number[];
+  /** Lifetime of the negative entry after the last attempt went unanswered. */
+  readonly negativeTtlMs: number;
+  /** At most one Map-Request per EID in this interval (RFC 9301: <= 1/s). */
+  readonly perEidIntervalMs: number;
+  /** Global token bucket: sustained requests per second and burst. */
+  readonly globalPerSecond: number;
+  readonly globalBurst: number;
+  readonly probeIntervalMs: number;
+  readonly probeReplyWaitMs: number;
+  readonly probeMissedLimit: number;
+}
+
+export const DEFAULT_RESOLVER_TIMERS: ResolverTimers = {
+  retryDelaysMs: [1000, 2000, 4000],
+  negativeTtlMs: 15_000,
+  perEidIntervalMs: 1000,
+  globalPerSecond: 10,
+  globalBurst: 20,
+  probeIntervalMs: 10_000,
+  probeReplyWaitMs: 15_000,
+  probeMissedLimit: 3,
+};
+
+export interface HoldLimits {
+  /** First packets of a missed flow kept per pending request. */
+  readonly packetsPerRequest: number;
+  /** All held packets together. */
+  readonly totalBytes: number;
+}
+
+export const DEFAULT_HOLD_LIMITS: HoldLimits = { packetsPerRequest: 3, totalBytes: 256 * 1024 };
+
+export interface ResolverOptions<S> {
+  readonly mapCache: MapCache<S>;
+  /** Map-resolver addresses, in order of preference. */
+  readonly mapResolvers: readonly string[];
+  /** Our RLOCs (IPv4/IPv6 text): the ITR-RLOCs of our requests. */
+  readonly rlocs: readonly string[];
+  /** Inner source address of ECM'd requests per family; our RLOC of that family when absent. */
+  readonly sourceEids?: { readonly ipv4?: string; readonly ipv6?: string };
+  /** Our control socket's port: inner UDP source of ECMs (the Map-Reply comes back there). */
+  readonly controlPort: number;
+  /** Key exchange on; absent = plain ITR-RLOCs and no sealing keys. */
+  readonly encryption?: { readonly suite: CipherSuite; readonly backend: CipherBackend; readonly limits?: SessionLimits };
+  readonly timers?: Partial<ResolverTimers>;
+  readonly hold?: Partial<HoldLimits>;
+  readonly random: Random;
+  /** The data plane's object for a map-cache locator (see `itrPeerAttach`); called again when its keys change. */
+  readonly attach: (locator: MapCacheLocator<S>, sealing: SealingSession | undefined) => S;
+  /** Default true. */
+  readonly probing?: boolean;
+}
+
+export type HeldDropReason = 'resolution-failed' | 'negative-reply';
+
+export type ResolverAction =
+  | { readonly kind: 'send'; readonly what: 'map-request' | 'rloc-probe'; readonly to: string; readonly port: number; readonly bytes: Uint8Array }
+  /** Held packets to feed through the ITR again (the mapping is now known). */
+  | { readonly kind: 'reinject'; readonly iid: number; readonly packets: readonly Uint8Array[] }
+  /** Held packets given up on. */
+  | { readonly kind: 'discard'; readonly iid: number; readonly reason: HeldDropReason; readonly count: number };
+
+export const RESOLVER_COUNTERS = [
+  'map-request-sent',
+  'map-request-retry',
+  'already-pending',
+  'rate-limited-eid',
+  'rate-limited-global',
+  'no-source-address',
+  'no-map-resolver',
+  'resolution-failed',
+  'held',
+  'held-dropped-full',
+  'decode-error',
+  'not-a-map-reply',
+  'map-reply-unknown-nonce',
+  'map-reply-record-ignored',
+  'map-reply-negative',
+  'key-installed',
+  'key-refused-suite',
+  'key-malformed',
+  'key-derivation-failed',
+  'unkeyed',
+  'probe-sent',
+  'probe-no-rloc',
+  'probe-reply',
+  'probe-reply-without-p',
+  'locator-down',
+  'locator-up',
+] as const;
+export type ResolverCounter = (typeof RESOLVER_COUNTERS)[number];
+
+interface Pending {
+  readonly key: string;
+  readonly iid: number;
+  readonly family: 4 | 6;
+  readonly eid: string;
+  /** Attempts sent so far. */
+  attempts: number;
+  nextAt: number;
+  resolverIndex: number;
+  readonly nonces: bigint[];
+  readonly pair: X25519KeyPair | undefined;
+  readonly held: Uint8Array[];
+  heldBytes: number;
+}
+
+interface Outstanding {
+  readonly sentAt: number;
+  readonly pair: X25519KeyPair | undefined;
+}
+
+interface ProbeState {
+  readonly address: string;
+  readonly family: 4 | 6;
+  nextProbeAt: number;
+  readonly outstanding: Map<bigint, Outstanding>;
+  firstUnansweredAt: number | undefined;
+  reachable: boolean;
+  /** An EID-prefix this locator serves: the probe's target record. */
+  target: { readonly iid: number; readonly eid: Address; readonly length: number };
+}
+
+export class Resolver<S> {
+  readonly counters = new Map<ResolverCounter, number>();
+  private readonly timers: ResolverTimers;
+  private readonly hold: HoldLimits;
+  private readonly pending = new Map<string, Pending>();
+  private readonly requestNonces = new Map<bigint, { readonly pending: Pending; readonly resolverIndex: number }>();
+  private readonly recent = new Map<string, number>();
+  private readonly probes = new Map<string, ProbeState>();
+  private readonly probeNonces = new Map<bigint, ProbeState>();
+  /** Sealing state per remote locator address: where the ITR's keys live. */
+  private readonly sealings = new Map<string, LocatorSealing>();
+  private preferredResolver = 0;
+  private tokens: number;
+  private tokensAt: number | undefined;
+  private heldBytes = 0;
+
+  constructor(private readonly options: ResolverOptions<S>) {
+    this.timers = { ...DEFAULT_RESOLVER_TIMERS, ...options.timers };
+    this.hold = { ...DEFAULT_HOLD_LIMITS, ...options.hold };
+    this.tokens = this.timers.globalBurst;
+    if (!Number.isInteger(options.controlPort) || options.controlPort < 1 || options.controlPort > 0xffff) throw new RangeError(`control port ${options.controlPort}`);
+    if (this.timers.retryDelaysMs.length < 1) throw new RangeError('at least one attempt');
+  }
+
+  // ------------------------------------------------------------------ public surface
+
+  /** The sealing state for a remote locator (address text), if any exchange has happened. */
+  sealingFor(address: string): LocatorSealing | undefined {
+    return this.sealings.get(address);
+  }
+
+  /** Whether a probed locator is currently considered reachable (undefined: not probed). */
+  reachability(address: string): boolean | undefined {
+    return this.probes.get(address)?.reachable;
+  }
+
+  /** Asks for a fresh key pair (and the next key-id) on the next probe to `address`, which is sent now. */
+  requestRekey(address: string, now: number): void {
+    const s = this.sealings.get(address);
+    if (s) s.rekeyWanted = true;
+    const p = this.probes.get(address);
+    if (p) p.nextProbeAt = Math.min(p.nextProbeAt, now);
+  }
+
+  /**
+   * A map-cache miss for `eid` (4 or 16 bytes) in instance `iid`. `packet`, when given, is copied
+   * and held until the request ends (bounded), then handed back by a 'reinject' or 'discard' action.
+   */
+  miss(iid: number, eid: Uint8Array, now: number, packet?: Uint8Array): ResolverAction[] {
+    if (eid.length !== 4 && eid.length !== 16) throw new RangeError('an EID is 4 or 16 bytes');
+    const family: 4 | 6 = eid.length === 4 ? 4 : 6;
+    const text = family === 4 ? formatIpv4(eid) : formatIpv6(eid);
+    const key = `[${iid}]${text}`;
+    const existing = this.pending.get(key);
+    if (existing) {
+      this.count('already-pending');
+      if (packet) this.holdPacket(existing, packet);
+      return [];
+    }
+    const last = this.recent.get(key);
+    if (last !== undefined && now - last < this.timers.perEidIntervalMs) {
+      this.count('rate-limited-eid');
+      return [];
+    }
+    if (this.options.mapResolvers.length === 0) {
+      this.count('no-map-resolver');
+      return [];
+    }
+    if (!this.takeToken(now)) {
+      this.count('rate-limited-global');
+      return [];
+    }
+    const p: Pending = {
+      key,
+      iid,
+      family,
+      eid: text,
+      attempts: 0,
+      nextAt: now,
+      resolverIndex: this.preferredResolver,
+      nonces: [],
+      pair: this.options.encryption ? generateKeyPair(this.options.random) : undefined,
+      held: [],
+      heldBytes: 0,
+    };
+    const action = this.sendRequest(p, now);
+    if (!action) return [];
+    this.pending.set(key, p);
+    this.recent.set(key, now);
+    if (packet) this.holdPacket(p, packet);
+    return [action];
+  }
+
+  /** A datagram from the control socket (our control port); only Map-Replies are ours. */
+  receive(bytes: Uint8Array, now: number): ResolverAction[] {
+    const decoded = decodeControl(bytes);
+    if (!decoded.ok) {
+      this.count('decode-error');
+      return [];
+    }
+    if (decoded.value.type !== 'map-reply') {
+      this.count('not-a-map-reply');
+      return [];
+    }
+    return this.handleMapReply(decoded.value, now);
+  }
+
+  handleMapReply(reply: MapReply, now: number): ResolverAction[] {
+    const probe = this.probeNonces.get(reply.nonce);
+    if (probe) {
+      if (!reply.probe) {
+        this.count('probe-reply-without-p');
+        return [];
+      }
+      this.probeReply(probe, reply, now);
+      return [];
+    }
+    const request = this.requestNonces.get(reply.nonce);
+    if (!request) {
+      this.count('map-reply-unknown-nonce');
+      return [];
+    }
+    return this.resolutionReply(request.pending, request.resolverIndex, reply, now);
+  }
+
+  /** The earliest time `tick` has work; undefined when idle. */
+  nextTimer(): number | undefined {
+    let next = Infinity;
+    for (const p of this.pending.values()) next = Math.min(next, p.nextAt);
+    for (const s of this.probes.values()) {
+      next = Math.min(next, s.nextProbeAt);
+      if (s.firstUnansweredAt !== undefined && s.reachable) next = Math.min(next, s.firstUnansweredAt + this.timers.probeReplyWaitMs);
+    }
+    return next === Infinity ? undefined : next;
+  }
+
+  tick(now: number): ResolverAction[] {
+    const out: ResolverAction[] = [];
+    for (const p of [...this.pending.values()]) {
+      if (p.nextAt > now) continue;
+      if (p.attempts < this.timers.retryDelaysMs.length) {
+        p.resolverIndex = (p.resolverIndex + 1) % this.options.mapResolvers.length;
+        const action = this.sendRequest(p, now);
+        if (action) {
+          this.count('map-request-retry');
+          out.push(action);
+          continue;
+        }
+      }
+      this.giveUp(p, now, out);
+    }
+    for (const [key, at] of this.recent) if (now - at >= this.timers.perEidIntervalMs && !this.pending.has(key)) this.recent.delete(key);
+    if (this.options.probing ?? true) this.probeTick(now, out);
+    return out;
+  }
+
+  // ------------------------------------------------------------------ resolution
+
+  private sendRequest(p: Pending, now: number): ResolverAction | undefined {
+    const resolver = this.options.mapResolvers[p.resolverIndex % this.options.mapResolvers.length];
+    if (resolver === undefined) return undefined;
+    const resolverFamily = resolver.includes(':') ? 6 : 4;
+    const itrRlocs = this.itrRlocs(resolverFamily, p.pair, 1);
+    const rlocOfFamily = this.options.rlocs.find((r) => (r.includes(':') ? 6 : 4) === p.family);
+    const sourceEid = p.family === 4 ? this.options.sourceEids?.ipv4 : this.options.sourceEids?.ipv6;
+    const innerSource = sourceEid ?? rlocOfFamily;
+    if (itrRlocs.length === 0 || innerSource === undefined) {
+      this.count('no-source-address');
+      return undefined;
+    }
+    const nonce = this.nonce();
+    const eid = ip(p.eid);
+    const request: MapRequest = {
+      ...MAP_REQUEST_DEFAULTS,
+      nonce,
+      sourceEid: sourceEid === undefined ? NO_ADDRESS : wrapIid(p.iid, ip(sourceEid)),
+      itrRlocs,
+      records: [{ reserved: 0, eidMaskLength: p.family === 4 ? 32 : 128, eid: wrapIid(p.iid, eid) }],
+    };
+    const ipHeader: IpHeader =
+      p.family === 4
+        ? { version: 4, tos: 0, identification: 0, dontFragment: false, ttl: 64, source: innerSource, destination: p.eid }
+        : { version: 6, trafficClass: 0, flowLabel: 0, hopLimit: 64, source: innerSource, destination: p.eid };
+    const ecm: Ecm<MapRequest> = {
+      type: 'ecm',
+      security: false,
+      ddt: false,
+      toEtr: false,
+      toMapServer: false,
+      rtrProcess: false,
+      relayedByRtr: false,
+      reservedFlags: 0,
+      ip: ipHeader,
+      udp: { sourcePort: this.options.controlPort, destinationPort: LISP_CONTROL_PORT, checksum: 'computed' },
+      message: request,
+    };
+    const bytes = encodeEcm(ecm);
+    p.attempts++;
+    p.nextAt = now + (this.timers.retryDelaysMs[p.attempts - 1] ?? 0);
+    p.nonces.push(nonce);
+    this.requestNonces.set(nonce, { pending: p, resolverIndex: p.resolverIndex });
+    this.count('map-request-sent');
+    return { kind: 'send', what: 'map-request', to: resolver, port: LISP_CONTROL_PORT, bytes };
+  }
+
+  /** Our RLOCs, the one of `family` first; with a key pair, that first one is a Security Key LCAF. */
+  private itrRlocs(family: 4 | 6, pair: X25519KeyPair | undefined, keyId: 1 | 2 | 3): Address[] {
+    const ordered = [...this.options.rlocs].sort((a, b) => Number((b.includes(':') ? 6 : 4) === family) - Number((a.includes(':') ? 6 : 4) === family));
+    return ordered.map((r, i) => {
+      const a = ip(r);
+      const suite = this.options.encryption?.suite;
+      return i === 0 && pair && suite !== undefined ? securityKeyAddress(suite, keyId, pair.publicKey, a) : a;
+    });
+  }
+
+  private finish(p: Pending): void {
+    this.pending.delete(p.key);
+    for (const n of p.nonces) this.requestNonces.delete(n);
+    this.heldBytes -= p.heldBytes;
+  }
+
+  private giveUp(p: Pending, now: number, out: ResolverAction[]): void {
+    this.finish(p);
+    this.count('resolution-failed');
+    // All attempts unanswered: start with the next resolver next time.
+    this.preferredResolver = (p.resolverIndex + 1) % Math.max(1, this.options.mapResolvers.length);
+    const seconds = Math.max(1, Math.round(this.timers.negativeTtlMs / 1000));
+    const record: EidRecord = {
+      ...EID_RECORD_DEFAULTS,
+      ttl: (TTL_SECONDS_FLAG | seconds) >>> 0,
+      action: ACTION.sendMapRequest,
+      eidMaskLength: p.family === 4 ? 32 : 128,
+      eid: ip(p.eid),
+      locators: [],
+    };
+    this.options.mapCache.insertRecord(p.iid, record, now);
+    if (p.held.length > 0) out.push({ kind: 'discard', iid: p.iid, reason: 'resolution-failed', count: p.held.length });
+  }
+
+  private holdPacket(p: Pending, packet: Uint8Array): void {
+    if (p.held.length >= this.hold.packetsPerRequest || this.heldBytes + packet.length > this.hold.totalBytes) {
+      this.count('held-dropped-full');
+      return;
+    }
+    p.held.push(packet.slice());
+    p.heldBytes += packet.length;
+    this.heldBytes += packet.length;
+    this.count('held');
+  }
+
+  private resolutionReply(p: Pending, resolverIndex: number, reply: MapReply, now: number): ResolverAction[] {
+    this.finish(p);
+    this.preferredResolver = resolverIndex;
+    let positive = false;
+    for (const record of reply.records) {
+      const outcome = this.options.mapCache.insertRecord(p.iid, record, now);
+      if (outcome.outcome === 'ignored') {
+        this.count('map-reply-record-ignored');
+        continue;
+      }
+      if (outcome.outcome === 'removed') continue;
+      const entry = outcome.entry;
+      if (entry.kind === 'negative') {
+        this.count('map-reply-negative');
+        continue;
+      }
+      positive = true;
+      for (const l of entry.locators) {
+        if (p.pair && l.record) this.exchange(l.address, p.pair, l.record, 'resolution', now);
+        this.ensureProbe(l.address, l.family, entry.prefix.instanceId, record, now);
+        const probe = this.probes.get(l.address);
+        if (probe && !probe.reachable) l.reachable = false;
+        l.state = this.options.attach(l, this.keyedSealing(l.address));
+      }
+    }
+    if (p.held.length === 0) return [];
+    return positive
+      ? [{ kind: 'reinject', iid: p.iid, packets: p.held }]
+      : [{ kind: 'discard', iid: p.iid, reason: 'negative-reply', count: p.held.length }];
+  }
+
+  // ------------------------------------------------------------------ keys
+
+  private keyedSealing(address: string): SealingSession | undefined {
+    const s = this.sealings.get(address);
+    return s?.keyed ? s.sealing : undefined;
+  }
+
+  private sealingState(address: string): LocatorSealing | undefined {
+    const enc = this.options.encryption;
+    if (!enc) return undefined;
+    let s = this.sealings.get(address);
+    if (!s) {
+      s = new LocatorSealing(address, enc.backend, enc.limits);
+      this.sealings.set(address, s);
+    }
+    return s;
+  }
+
+  /**
+   * The key exchange for one locator of a reply. Resolution replies without a key leave keys as
+   * they are (a map-server proxy reply carries none: keys come from probes); a probe reply without
+   * one means the ETR stopped encrypting (lispers.net "unkeying").
+   */
+  private exchange(address: string, pair: X25519KeyPair, record: LocatorRecord, via: 'resolution' | 'probe', now: number): void {
+    const state = this.sealingState(address);
+    if (!state) return;
+    const wasKeyed = state.keyed;
+    const offer = offeredKey(record.locator);
+    switch (offer.kind) {
+      case 'key': {
+        let result: 'installed' | 'unchanged';
+        try {
+          result = state.complete(pair, offer, this.options.random, now, (keys, salt) => this.saltInUse(state, keys, salt));
+        } catch {
+          this.count('key-derivation-failed');
+          return;
+        }
+        if (result === 'installed') this.count('key-installed');
+        break;
+      }
+      case 'refused':
+      case 'malformed':
+        this.count(offer.kind === 'refused' ? 'key-refused-suite' : 'key-malformed');
+        if (via === 'probe' && wasKeyed) this.unkey(state);
+        break;
+      case 'none':
+        if (via === 'probe' && wasKeyed) this.unkey(state);
+        break;
+    }
+    if (state.keyed !== wasKeyed) this.reattach(address);
+  }
+
+  private unkey(state: LocatorSealing): void {
+    state.unkey();
+    this.count('unkeyed');
+  }
+
+  private saltInUse(self: LocatorSealing, keys: DataPlaneKeys, salt: Uint8Array): boolean {
+    for (const s of this.sealings.values()) if (s !== self && s.usesSalt(keys, salt)) return true;
+    return false;
+  }
+
+  /** Gives every map-cache locator with this address a fresh data-plane object (its keys changed). */
+  private reattach(address: string): void {
+    const sealing = this.keyedSealing(address);
+    for (const l of this.locatorsAt(address)) l.state = this.options.attach(l, sealing);
+  }
+
+  private *locatorsAt(address: string): Generator<MapCacheLocator<S>> {
+    for (const e of this.options.mapCache.entries()) {
+      if (e.kind !== 'positive' || e.origin !== 'learned') continue;
+      for (const l of e.locators) if (l.address === address) yield l;
+    }
+  }
+
+  // ------------------------------------------------------------------ probing
+
+  private ensureProbe(address: string, family: 4 | 6, iid: number, record: EidRecord, now: number): void {
+    const target = { iid, eid: record.eid, length: record.eidMaskLength };
+    const existing = this.probes.get(address);
+    if (existing) {
+      existing.target = target;
+      return;
+    }
+    // Unkeyed with encryption on (a proxy reply): probe at once, that is where keys come from.
+    const needsKey = this.options.encryption !== undefined && !this.sealings.get(address)?.keyed;
+    this.probes.set(address, {
+      address,
+      family,
+      nextProbeAt: needsKey ? now : now + this.timers.probeIntervalMs,
+      outstanding: new Map(),
+      firstUnansweredAt: undefined,
+      reachable: true,
+      target,
+    });
+  }
+
+  private probeTick(now: number, out: ResolverAction[]): void {
+    const live = new Set<string>();
+    for (const e of this.options.mapCache.entries()) {
+      if (e.kind !== 'positive' || e.origin !== 'learned' || now >= e.expiresAt) continue;
+      for (const l of e.locators) live.add(l.address);
+    }
+    for (const [address, s] of this.probes) {
+      if (live.has(address)) continue;
+      for (const n of s.outstanding.keys()) this.probeNonces.delete(n);
+      this.probes.delete(address);
+      this.sealings.get(address)?.sealing.close();
+      this.sealings.delete(address);
+    }
+    for (const s of this.probes.values()) {
+      if (s.reachable && s.firstUnansweredAt !== undefined && (now - s.firstUnansweredAt >= this.timers.probeReplyWaitMs || s.outstanding.size >= this.timers.probeMissedLimit)) {
+        s.reachable = false;
+        this.count('locator-down');
+        for (const l of this.locatorsAt(s.address)) l.reachable = false;
+      }
+      if (s.nextProbeAt > now) continue;
+      const action = this.sendProbe(s, now);
+      if (action) out.push(action);
+      s.nextProbeAt = now + this.timers.probeIntervalMs;
+    }
+  }
+
+  private sendProbe(s: ProbeState, now: number): ResolverAction | undefined {
+    const rloc = this.options.rlocs.find((r) => (r.includes(':') ? 6 : 4) === s.family);
+    if (rloc === undefined) {
+      this.count('probe-no-rloc');
+      return undefined;
+    }
+    const sealing = this.sealingState(s.address);
+    const offer = sealing?.offer(this.options.random, now);
+    const suite = this.options.encryption?.suite;
+    const itrRloc = offer && suite !== undefined ? securityKeyAddress(suite, offer.keyId, offer.pair.publicKey, ip(rloc)) : ip(rloc);
+    const nonce = this.nonce();
+    const request: MapRequest = {
+      ...MAP_REQUEST_DEFAULTS,
+      probe: true,
+      nonce,
+      sourceEid: NO_ADDRESS,
+      itrRlocs: [itrRloc],
+      records: [{ reserved: 0, eidMaskLength: s.target.length, eid: s.target.eid }],
+    };
+    // Keep the newest few: older nonces answered late still count as a sign of life.
+    if (s.outstanding.size >= this.timers.probeMissedLimit + 1) {
+      const oldest = s.outstanding.keys().next();
+      if (!oldest.done) {
+        s.outstanding.delete(oldest.value);
+        this.probeNonces.delete(oldest.value);
+      }
+    }
+    s.outstanding.set(nonce, { sentAt: now, pair: offer?.pair });
+    s.firstUnansweredAt ??= now;
+    this.probeNonces.set(nonce, s);
+    this.count('probe-sent');
+    return { kind: 'send', what: 'rloc-probe', to: s.address, port: LISP_CONTROL_PORT, bytes: encodeRequest(request) };
+  }
+
+  private probeReply(s: ProbeState, reply: MapReply, now: number): void {
+    const sent = s.outstanding.get(reply.nonce);
+    for (const n of s.outstanding.keys()) this.probeNonces.delete(n);
+    s.outstanding.clear();
+    s.firstUnansweredAt = undefined;
+    this.count('probe-reply');
+    if (!s.reachable) {
+      s.reachable = true;
+      this.count('locator-up');
+    }
+    for (const l of this.locatorsAt(s.address)) l.reachable = true;
+    const record = probedLocator(reply, s.address);
+    if (sent?.pair && record) this.exchange(s.address, sent.pair, record, 'probe', now);
+  }
+
+  // ------------------------------------------------------------------ small parts
+
+  private nonce(): bigint {
+    const b = this.options.random(8);
+    let n = 0n;
+    for (let i = 0; i < 8; i++) n = (n << 8n) | BigInt(b[i] ?? 0);
+    return n;
+  }
+
+  private takeToken(now: number): boolean {
+    if (this.tokensAt !== undefined) {
+      this.tokens = Math.min(this.timers.globalBurst, this.tokens + ((now - this.tokensAt) / 1000) * this.timers.globalPerSecond);
+    }
+    this.tokensAt = now;
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
+
+  private count(c: ResolverCounter): void {
+    this.counters.set(c, (this.counters.get(c) ?? 0) + 1);
+  }
+}
+
+/** The locator record of a probe reply that answers for `address`: the p-flagged one first. */
+function probedLocator(reply: MapReply, address: string): LocatorRecord | undefined {
+  let fallback: LocatorRecord | undefined;
+  for (const r of reply.records) {
+    for (const l of r.locators) {
+      if (ipOf(l.locator)?.address !== address) continue;
+      if (l.probed) return l;
+      fallback ??= l;
+    }
+  }
+  return fallback;
+}
+
+function wrapIid(iid: number, a: Address): Address {
+  return iid === 0 ? a : withInstanceId(iid, a);
+}
+
+// control.ts encodes any ControlMessage; these keep the types narrow at the call sites.
+function encodeEcm(m: Ecm<MapRequest>): Uint8Array {
+  return encodeControl(m);
+}
+
+function encodeRequest(m: MapRequest): Uint8Array {
+  return encodeControl(m);
+}
+
+/** `attach` for the ITR data plane: one ItrPeer per map-cache locator, clear until keyed. */
+export function itrPeerAttach(locator: MapCacheLocator<ItrPeer>, sealing: SealingSession | undefined): ItrPeer {
+  return createItrPeer(locator.address, locator.port, sealing);
+}

@@ -1,0 +1,287 @@
+// The ETR's answers to Map-Requests (RFC 9301 §5.4, §6.1; RFC 8061 §6; lisp-protocol.md §2.1,
+// §2.7, §4.2), sans-IO: a Map-Request forwarded by a map-server (ECM with E set) or an RLOC probe
+// sent straight to us in, a Map-Reply to the requester's first usable ITR-RLOC out, and, when the
+// first ITR-RLOC offers a key in a suite we accept, an opening key for that ITR locator.
+//
+// Decisions:
+// - Port: the inner UDP source port of an ECM (the ITR's control port), the outer source port of
+//   an unencapsulated request (probes).
+// - Our key goes on every one of our locators (lispers.net does the same), in the AFI-List form
+//   lispers.net sends unless `form: 'direct'` is chosen; the resolver reads both.
+// - One X25519 pair for the responder, generated at the first keyed request and kept for the
+//   process lifetime (lispers.net: a restart makes new pairs). Keys differ per ITR because each
+//   ITR offers its own public key.
+// - A request WITHOUT a Security Key does NOT delete the ITR's opening keys (lispers.net deletes
+//   them). Map-Requests are unauthenticated UDP: anyone could otherwise strip any ITR's keys by
+//   spoofing its RLOC. Keys go when replaced (grace period) or when `forget` is called; an ITR
+//   that stopped encrypting is still accepted in clear when `acceptClear` says so.
+// - A refused suite (parseCipherSuite: 6, MODP suites, unknown) is answered without a key.
+import type { CipherBackend } from '../../crypto/cipher-backend.js';
+import type { CipherSuite } from '../../crypto/cipher-suite.js';
+import type { KeyId, SessionLimits } from '../../crypto/session.js';
+import type { X25519KeyPair } from '../../crypto/x25519-kdf.js';
+import { ip, withInstanceId, type Address } from '../address.js';
+import { decodeControl, encodeControl } from '../control.js';
+import type { EtrPeer } from '../etr.js';
+import { formatIpv4, formatIpv6, parseIpv4, parseIpv6 } from '../ip-text.js';
+import { LOCATOR_DEFAULTS, EID_RECORD_DEFAULTS, type LocatorRecord } from '../records.js';
+import type { MapReply } from '../map-reply.js';
+import type { MapRequest } from '../map-request.js';
+import { prefixCovers, prefixOfEid, type EidPrefix } from '../prefix.js';
+import { generateKeyPair, ipOf, keyedLocator, LocatorOpening, offeredKey, type KeyedLocatorForm, type Random } from './key-exchange.js';
+
+export interface ResponderOptions {
+  readonly instanceId: number;
+  readonly localEids: readonly EidPrefix[];
+  /** Our RLOCs (IPv4/IPv6 text), in the order they appear in our Map-Replies. */
+  readonly rlocs: readonly string[];
+  /** Record TTL in minutes; default 1440. */
+  readonly ttlMinutes?: number;
+  readonly priority?: number;
+  readonly weight?: number;
+  /** Key exchange on; absent = offered keys are ignored and replies carry none. */
+  readonly encryption?: {
+    readonly backend: CipherBackend;
+    /** Suites we accept from ITRs; default [5, 2]. */
+    readonly suites?: readonly CipherSuite[];
+    readonly limits?: SessionLimits;
+    /** Default 'afi-list' (lispers.net's form). */
+    readonly form?: KeyedLocatorForm;
+  };
+  /** EtrPeer.acceptClear for ITRs we hold keys for. */
+  readonly acceptClear: boolean;
+  readonly random: Random;
+}
+
+export type ResponderAction = { readonly kind: 'send'; readonly what: 'map-reply'; readonly to: string; readonly port: number; readonly bytes: Uint8Array };
+
+export const RESPONDER_COUNTERS = [
+  'map-reply-sent',
+  'probe-answered',
+  'decode-error',
+  'not-a-map-request',
+  'ecm-not-to-etr',
+  'smr-not-handled',
+  'no-record',
+  'not-our-eid',
+  'no-itr-rloc',
+  'key-installed',
+  'key-refused-suite',
+  'key-suite-not-enabled',
+  'key-malformed',
+  'key-derivation-failed',
+] as const;
+export type ResponderCounter = (typeof RESPONDER_COUNTERS)[number];
+
+/** Where a request came from: the outer UDP source, and (optionally) the address it was sent to. */
+export interface RequestOrigin {
+  readonly address: string;
+  readonly port: number;
+  /** Our RLOC the datagram arrived on: marks the probed locator (p). */
+  readonly to?: string;
+}
+
+export class Responder {
+  readonly counters = new Map<ResponderCounter, number>();
+  private pair: X25519KeyPair | undefined;
+  /** Opening state per ITR locator address text. */
+  private readonly openings = new Map<string, LocatorOpening>();
+  private readonly v4 = new Map<number, LocatorOpening>();
+  private readonly v6 = new Map<string, LocatorOpening>();
+
+  constructor(private readonly options: ResponderOptions) {}
+
+  /** Our responder public key, once generated. */
+  get publicKey(): Uint8Array | undefined {
+    return this.pair?.publicKey;
+  }
+
+  openingFor(address: string): LocatorOpening | undefined {
+    return this.openings.get(address);
+  }
+
+  /**
+   * EtrOptions.peerFor: the peer of a source locator (4 or 16 bytes at `offset`), without a
+   * string for IPv4. Undefined for ITRs we hold no keys for (the ETR's stranger policy applies);
+   * a daemon with static peers too asks its PeerTable first.
+   */
+  readonly peerFor = (family: 4 | 6, bytes: Uint8Array, offset: number): EtrPeer | undefined => {
+    if (family === 4) return this.v4.get(u32(bytes, offset))?.peer;
+    return this.v6.get(Buffer.from(bytes.buffer, bytes.byteOffset + offset, 16).toString('hex'))?.peer;
+  };
+
+  /** Forgets an ITR's opening keys. */
+  forget(address: string): void {
+    const o = this.openings.get(address);
+    if (!o) return;
+    o.opening.close();
+    this.openings.delete(address);
+    this.index(address, undefined);
+  }
+
+  /** Drops opening keys whose grace period is over. */
+  expire(now: number): void {
+    for (const o of this.openings.values()) o.opening.expire(now);
+  }
+
+  /** A datagram on UDP 4342 that is a Map-Request or an ECM holding one. */
+  receive(bytes: Uint8Array, from: RequestOrigin, now: number): ResponderAction[] {
+    const decoded = decodeControl(bytes);
+    if (!decoded.ok) {
+      this.count('decode-error');
+      return [];
+    }
+    const m = decoded.value;
+    if (m.type === 'ecm') {
+      if (m.message.type !== 'map-request') {
+        this.count('not-a-map-request');
+        return [];
+      }
+      if (!m.toEtr) {
+        this.count('ecm-not-to-etr');
+        return [];
+      }
+      return this.handleRequest(m.message, m.udp.sourcePort, from.to, now);
+    }
+    if (m.type !== 'map-request') {
+      this.count('not-a-map-request');
+      return [];
+    }
+    return this.handleRequest(m, from.port, from.to, now);
+  }
+
+  /** Answers `request` to its first usable ITR-RLOC at `replyPort`. */
+  handleRequest(request: MapRequest, replyPort: number, probedRloc: string | undefined, now: number): ResponderAction[] {
+    if (request.smr) {
+      // SMRs ask us, as an ITR, to re-resolve: the resolver's job, not an answer.
+      this.count('smr-not-handled');
+      return [];
+    }
+    const target = request.records[0];
+    if (!target) {
+      this.count('no-record');
+      return [];
+    }
+    const requested = prefixOfEid(target.eid, target.eidMaskLength, this.options.instanceId);
+    const local = requested && this.options.localEids.find((p) => p.instanceId === requested.instanceId && prefixCovers(p, requested));
+    if (!local) {
+      this.count('not-our-eid');
+      return [];
+    }
+    const ourFamilies = new Set(this.options.rlocs.map((r) => (r.includes(':') ? 6 : 4)));
+    const rlocs = request.itrRlocs.map((a) => ipOf(a));
+    const destination = rlocs.find((r) => r && ourFamilies.has(r.family)) ?? rlocs.find((r) => r);
+    if (!destination) {
+      this.count('no-itr-rloc');
+      return [];
+    }
+    const first = request.itrRlocs[0];
+    const itrAddress = first && ipOf(first)?.address;
+    const key = first && itrAddress ? this.keyFor(first, itrAddress, now) : undefined;
+    const probed = request.probe ? (probedRloc ?? this.options.rlocs.find((r) => (r.includes(':') ? 6 : 4) === destination.family)) : undefined;
+    const locators: LocatorRecord[] = this.options.rlocs.map((r) => {
+      const plain = ip(r);
+      const suite = key?.suite;
+      return {
+        ...LOCATOR_DEFAULTS,
+        priority: this.options.priority ?? LOCATOR_DEFAULTS.priority,
+        weight: this.options.weight ?? LOCATOR_DEFAULTS.weight,
+        local: true,
+        reachable: true,
+        probed: probed !== undefined && r === probed,
+        locator: key && suite !== undefined ? keyedLocator(this.options.encryption?.form ?? 'afi-list', suite, key.keyId, key.publicKey, plain) : plain,
+      };
+    });
+    const eid: Address = ip(text(local));
+    const reply: MapReply = {
+      type: 'map-reply',
+      probe: request.probe,
+      echoNonceCapable: false,
+      security: false,
+      reservedFlags: 0,
+      nonce: request.nonce,
+      records: [
+        {
+          ...EID_RECORD_DEFAULTS,
+          ttl: this.options.ttlMinutes ?? EID_RECORD_DEFAULTS.ttl,
+          authoritative: true,
+          eidMaskLength: local.length,
+          eid: local.instanceId === 0 ? eid : withInstanceId(local.instanceId, eid),
+          locators,
+        },
+      ],
+    };
+    this.count('map-reply-sent');
+    if (request.probe) this.count('probe-answered');
+    return [{ kind: 'send', what: 'map-reply', to: destination.address, port: replyPort, bytes: encodeControl(reply) }];
+  }
+
+  /** The key exchange for the ITR behind `itrAddress`; our key to put in the reply, if any. */
+  private keyFor(first: Address, itrAddress: string, now: number): { readonly suite: CipherSuite; readonly keyId: KeyId; readonly publicKey: Uint8Array } | undefined {
+    const offer = offeredKey(first);
+    switch (offer.kind) {
+      case 'none':
+        return undefined;
+      case 'refused':
+        this.count('key-refused-suite');
+        return undefined;
+      case 'malformed':
+        this.count('key-malformed');
+        return undefined;
+      case 'key':
+        break;
+    }
+    const enc = this.options.encryption;
+    if (!enc || !(enc.suites ?? [5, 2]).includes(offer.suite)) {
+      this.count('key-suite-not-enabled');
+      return undefined;
+    }
+    this.pair ??= generateKeyPair(this.options.random);
+    let opening = this.openings.get(itrAddress);
+    const fresh = opening === undefined;
+    opening ??= new LocatorOpening(itrAddress, enc.backend, { acceptClear: this.options.acceptClear, ...(enc.limits && { limits: enc.limits }) });
+    try {
+      if (opening.accept(this.pair, offer, this.options.random, now) === 'installed') this.count('key-installed');
+    } catch {
+      this.count('key-derivation-failed');
+      return undefined;
+    }
+    if (fresh) {
+      this.openings.set(itrAddress, opening);
+      this.index(itrAddress, opening);
+    }
+    return { suite: offer.suite, keyId: offer.keyId, publicKey: this.pair.publicKey };
+  }
+
+  private index(address: string, opening: LocatorOpening | undefined): void {
+    const a = ip(address);
+    if (a.afi === 'ipv4') {
+      const key = u32(parseIpv4(a.address) ?? new Uint8Array(4), 0);
+      if (opening) this.v4.set(key, opening);
+      else this.v4.delete(key);
+    } else if (a.afi === 'ipv6') {
+      const key = Buffer.from(ipv6Bytes(a.address)).toString('hex');
+      if (opening) this.v6.set(key, opening);
+      else this.v6.delete(key);
+    }
+  }
+
+  private count(c: ResponderCounter): void {
+    this.counters.set(c, (this.counters.get(c) ?? 0) + 1);
+  }
+}
+
+
+function text(p: EidPrefix): string {
+  return p.family === 4 ? formatIpv4(p.address) : formatIpv6(p.address);
+}
+
+function ipv6Bytes(address: string): Uint8Array {
+  const b = parseIpv6(address);
+  if (!b) throw new RangeError(`not an IPv6 address: ${address}`);
+  return b;
+}
+
+function u32(b: Uint8Array, at: number): number {
+  return (((b[at] ?? 0) << 24) | ((b[at + 1] ?? 0) << 16) | ((b[at + 2] ?? 0) << 8) | (b[at + 3] ?? 0)) >>> 0;
+}

@@ -1,0 +1,557 @@
+// The xTR control plane in memory: an ITR's resolver and ETR responders wired through a tiny
+// in-test map-server that forwards ECM'd Map-Requests to the registered ETR (or proxy-replies
+// without keys, as lispers.net's map-server does). No sockets, a fake clock; the data path is the
+// real Itr/Etr, so "installed a key" means "a packet sealed by one side opens on the other".
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { promisify } from 'node:util';
+import { nodeCipherBackend } from '../src/crypto/index.js';
+import { ip, type Address } from '../src/lisp/address.js';
+import { decodeControl, encodeControl, type ControlMessage } from '../src/lisp/control.js';
+import { DropCounters } from '../src/lisp/drop-counters.js';
+import { createEtrOutput, Etr, type EtrInput } from '../src/lisp/etr.js';
+import { RateLimiter } from '../src/lisp/icmp-too-big.js';
+import { internetChecksum } from '../src/lisp/ip-udp.js';
+import { parseIpv4 } from '../src/lisp/ip-text.js';
+import { Itr, ITR_HEADROOM, type ItrPeer } from '../src/lisp/itr.js';
+import { MapCache } from '../src/lisp/map-cache.js';
+import { MAP_REQUEST_DEFAULTS, type MapRequest } from '../src/lisp/map-request.js';
+import { prefix, prefixCovers, prefixOfEid, type EidPrefix } from '../src/lisp/prefix.js';
+import { ACTION, EID_RECORD_DEFAULTS, LOCATOR_DEFAULTS } from '../src/lisp/records.js';
+import { offeredKey, securityKeyAddress, type KeyedLocatorForm } from '../src/lisp/xtr-control/key-exchange.js';
+import { itrPeerAttach, Resolver, type ResolverAction, type ResolverTimers } from '../src/lisp/xtr-control/resolver.js';
+import { Responder, type ResponderAction } from '../src/lisp/xtr-control/responder.js';
+import { LINKTYPE_RAW, writePcap } from '../src/node/pcap-file.js';
+import { controlPacket } from './support/ip-packet.js';
+
+const T0 = 1_000_000;
+const CONTROL_PORT = 61000;
+const MR1 = '198.18.0.10';
+const MR2 = '198.18.0.11';
+const random = (n: number): Uint8Array => new Uint8Array(randomBytes(n));
+
+interface NodeSpec {
+  readonly rloc: string;
+  readonly eids: string;
+  readonly form?: KeyedLocatorForm;
+}
+
+const A: NodeSpec = { rloc: '198.18.0.1', eids: '192.0.2.0/28' };
+const B: NodeSpec = { rloc: '198.18.0.2', eids: '192.0.2.16/28' };
+const C: NodeSpec = { rloc: '198.18.0.3', eids: '192.0.2.32/28', form: 'direct' };
+
+class XtrNode {
+  readonly drops = new DropCounters();
+  readonly mapCache = new MapCache<ItrPeer>();
+  readonly resolver: Resolver<ItrPeer>;
+  readonly responder: Responder;
+  readonly itr: Itr;
+  readonly etr: Etr;
+  readonly local: EidPrefix;
+
+  constructor(
+    readonly spec: NodeSpec,
+    options: { timers?: Partial<ResolverTimers>; encrypt?: boolean; mapResolvers?: readonly string[] } = {},
+  ) {
+    const encrypt = options.encrypt ?? true;
+    this.local = prefix(spec.eids);
+    const sourceEid = spec.eids.replace(/\.\d+\/\d+$/, (m) => `.${Number(m.slice(1, m.indexOf('/'))) + 1}`);
+    this.resolver = new Resolver<ItrPeer>({
+      mapCache: this.mapCache,
+      mapResolvers: options.mapResolvers ?? [MR1, MR2],
+      rlocs: [spec.rloc],
+      sourceEids: { ipv4: sourceEid },
+      controlPort: CONTROL_PORT,
+      ...(encrypt && { encryption: { suite: 5, backend: nodeCipherBackend } }),
+      ...(options.timers && { timers: options.timers }),
+      random,
+      attach: itrPeerAttach,
+    });
+    this.responder = new Responder({
+      instanceId: 0,
+      localEids: [this.local],
+      rlocs: [spec.rloc],
+      ...(encrypt && { encryption: { backend: nodeCipherBackend, ...(spec.form && { form: spec.form }) } }),
+      acceptClear: !encrypt,
+      random,
+    });
+    this.itr = new Itr({
+      instanceId: 0,
+      mapCache: this.mapCache,
+      drops: this.drops,
+      underlayMtu: 1500,
+      underlayFamily: 4,
+      requireEncryption: encrypt,
+      suite: encrypt ? 5 : undefined,
+      tooBigLimiter: new RateLimiter(10, 10),
+      batchSize: 16,
+      innerMtu: 1500,
+    });
+    this.etr = new Etr({
+      instanceId: 0,
+      localEids: [this.local],
+      mapCache: this.mapCache,
+      peerFor: this.responder.peerFor,
+      acceptClearFromStrangers: !encrypt,
+      drops: this.drops,
+    });
+  }
+
+  /** The ITR's wire datagrams for `packets`, and the peers they go to. */
+  send(packets: readonly Uint8Array[], now: number): { to: string; bytes: Uint8Array }[] {
+    const sizes = new Uint32Array(packets.length);
+    packets.forEach((p, i) => {
+      this.itr.buffers[i]?.set(p, ITR_HEADROOM);
+      sizes[i] = p.length;
+    });
+    const out = Itr.output(16);
+    this.itr.process(sizes, packets.length, now, out);
+    return Array.from({ length: out.count }, (_, k) => {
+      const peer = out.peers[k];
+      const to = peer ? [...peer.address.subarray(12)].join('.') : '?';
+      return { to, bytes: (this.itr.buffers[out.index[k] ?? 0] ?? new Uint8Array()).slice(out.offsets[k], (out.offsets[k] ?? 0) + (out.lengths[k] ?? 0)) };
+    });
+  }
+
+  /** The ETR's delivered inner packets for datagrams from `from`. */
+  receive(datagrams: readonly Uint8Array[], from: string, now: number): Uint8Array[] {
+    const bufs = datagrams.map((d) => {
+      const b = new Uint8Array(2048);
+      b.set(d);
+      return b;
+    });
+    const sourceAddress = new Uint8Array(16 * bufs.length);
+    bufs.forEach((_, i) => {
+      sourceAddress.set([0xff, 0xff], 16 * i + 10);
+      sourceAddress.set(parseIpv4(from) ?? [], 16 * i + 12);
+    });
+    const input: EtrInput = { bufs, lengths: Uint32Array.from(datagrams, (d) => d.length), count: bufs.length, sourceAddress };
+    const out = createEtrOutput(bufs.length);
+    this.etr.process(input, now, out);
+    return Array.from({ length: out.count }, (_, k) => (bufs[out.index[k] ?? 0] ?? new Uint8Array()).slice(out.offsets[k], (out.offsets[k] ?? 0) + (out.lengths[k] ?? 0)));
+  }
+}
+
+/** Everything that crossed the "network", for the tshark check. */
+const wire: { source: string; destination: string; sourcePort: number; destinationPort: number; bytes: Uint8Array }[] = [];
+
+/**
+ * The underlay plus a map-server at MR1/MR2: forwards ECMs (E set) to the ETR that registered
+ * the EID, or (proxy) answers itself without keys. `drop` loses datagrams to a destination.
+ */
+class Network {
+  readonly nodes = new Map<string, XtrNode>();
+  proxyReply = false;
+  readonly down = new Set<string>();
+  /** Map-Replies on their way to an ITR, held back when `holdReplies` is set. */
+  holdReplies = false;
+  readonly heldReplies: { node: XtrNode; bytes: Uint8Array }[] = [];
+  reinjected: { node: XtrNode; packets: readonly Uint8Array[] }[] = [];
+  discarded: { node: XtrNode; reason: string; count: number }[] = [];
+
+  add(node: XtrNode): XtrNode {
+    this.nodes.set(node.spec.rloc, node);
+    return node;
+  }
+
+  /** Runs actions from `from` (and everything they cause) to completion. */
+  run(from: XtrNode, actions: readonly (ResolverAction | ResponderAction)[], now: number): void {
+    for (const a of actions) {
+      if (a.kind === 'reinject') {
+        this.reinjected.push({ node: from, packets: a.packets });
+        continue;
+      }
+      if (a.kind === 'discard') {
+        this.discarded.push({ node: from, reason: a.reason, count: a.count });
+        continue;
+      }
+      const sourcePort = a.what === 'map-reply' ? 4342 : CONTROL_PORT;
+      wire.push({ source: from.spec.rloc, destination: a.to, sourcePort, destinationPort: a.port, bytes: a.bytes });
+      if (this.down.has(a.to)) continue;
+      if (a.to === MR1 || a.to === MR2) {
+        this.mapServer(from, a.to, a.bytes, now);
+        continue;
+      }
+      const target = this.nodes.get(a.to);
+      if (!target) continue;
+      if (a.what === 'map-reply') {
+        assert.equal(a.port, CONTROL_PORT, 'Map-Replies go to the requester control port');
+        if (this.holdReplies) this.heldReplies.push({ node: target, bytes: a.bytes });
+        else this.run(target, target.resolver.receive(a.bytes, now), now);
+      } else {
+        this.run(target, target.responder.receive(a.bytes, { address: from.spec.rloc, port: sourcePort, to: a.to }, now), now);
+      }
+    }
+  }
+
+  private mapServer(from: XtrNode, ms: string, bytes: Uint8Array, now: number): void {
+    const decoded = decodeControl(bytes);
+    assert.ok(decoded.ok && decoded.value.type === 'ecm' && decoded.value.message.type === 'map-request');
+    const ecm = decoded.value;
+    const request = ecm.message as MapRequest;
+    const target = request.records[0];
+    assert.ok(target);
+    const requested = prefixOfEid(target.eid, target.eidMaskLength, 0);
+    assert.ok(requested);
+    const etr = [...this.nodes.values()].find((n) => prefixCovers(n.local, requested));
+    if (!etr) return;
+    if (this.proxyReply) {
+      const reply: ControlMessage = {
+        type: 'map-reply',
+        probe: false,
+        echoNonceCapable: false,
+        security: false,
+        reservedFlags: 0,
+        nonce: request.nonce,
+        records: [
+          {
+            ...EID_RECORD_DEFAULTS,
+            eidMaskLength: etr.local.length,
+            eid: ip(etr.local.address.join('.')),
+            locators: [{ ...LOCATOR_DEFAULTS, locator: ip(etr.spec.rloc) }],
+          },
+        ],
+      };
+      const replyBytes = encodeControl(reply);
+      wire.push({ source: ms, destination: from.spec.rloc, sourcePort: 4342, destinationPort: ecm.udp.sourcePort, bytes: replyBytes });
+      this.run(from, from.resolver.receive(replyBytes, now), now);
+      return;
+    }
+    const forwarded = encodeControl({ ...ecm, toEtr: true });
+    wire.push({ source: ms, destination: etr.spec.rloc, sourcePort: 4342, destinationPort: 4342, bytes: forwarded });
+    this.run(etr, etr.responder.receive(forwarded, { address: ms, port: 4342, to: etr.spec.rloc }, now), now);
+  }
+}
+
+/** An ICMP echo request between two IPv4 EIDs, with a marker in the payload. */
+function ping(source: string, destination: string, marker = 'lispnode-marker'): Uint8Array {
+  const p = new Uint8Array(84);
+  p.set([0x45, 0, 0, 84, 0, 1, 0x40, 0, 64, 1, 0, 0]);
+  p.set(parseIpv4(source) ?? [], 12);
+  p.set(parseIpv4(destination) ?? [], 16);
+  const sum = internetChecksum(p.subarray(0, 20));
+  p[10] = sum >> 8;
+  p[11] = sum & 0xff;
+  p[20] = 8;
+  p.set(Buffer.from(marker), 28);
+  return p;
+}
+
+function eidBytes(text: string): Uint8Array {
+  return parseIpv4(text) ?? new Uint8Array(4);
+}
+
+function sends(actions: readonly ResolverAction[]): Extract<ResolverAction, { kind: 'send' }>[] {
+  return actions.filter((a): a is Extract<ResolverAction, { kind: 'send' }> => a.kind === 'send');
+}
+
+function hex(b: Uint8Array | undefined): string {
+  return Buffer.from(b ?? []).toString('hex');
+}
+
+function world(options: { timers?: Partial<ResolverTimers> } = {}): { net: Network; a: XtrNode; b: XtrNode; c: XtrNode } {
+  const net = new Network();
+  const a = net.add(new XtrNode(A, options));
+  const b = net.add(new XtrNode(B, options));
+  const c = net.add(new XtrNode(C, options));
+  return { net, a, b, c };
+}
+
+test('a miss sends one ECM Map-Request, rate-limited per EID and globally', () => {
+  const a = new XtrNode(A, { timers: { globalBurst: 2, globalPerSecond: 1 } });
+  const first = a.resolver.miss(0, eidBytes('192.0.2.18'), T0, ping('192.0.2.1', '192.0.2.18'));
+  assert.equal(first.length, 1);
+  assert.deepEqual(a.resolver.miss(0, eidBytes('192.0.2.18'), T0 + 10, ping('192.0.2.1', '192.0.2.18')), []);
+  const [send] = sends(first);
+  assert.ok(send);
+  assert.equal(send.to, MR1);
+  assert.equal(send.port, 4342);
+  const decoded = decodeControl(send.bytes);
+  assert.ok(decoded.ok, 'our decoder reads our ECM');
+  const ecm = decoded.value;
+  assert.ok(ecm.type === 'ecm' && ecm.message.type === 'map-request');
+  assert.equal(ecm.toEtr, false);
+  assert.deepEqual([ecm.ip.source, ecm.ip.destination], ['192.0.2.1', '192.0.2.18']);
+  assert.deepEqual([ecm.udp.sourcePort, ecm.udp.destinationPort, ecm.udp.checksum], [CONTROL_PORT, 4342, 'computed']);
+  const request = ecm.message;
+  assert.equal(request.probe, false);
+  assert.deepEqual(request.sourceEid, ip('192.0.2.1'));
+  assert.deepEqual(request.records, [{ reserved: 0, eidMaskLength: 32, eid: ip('192.0.2.18') }]);
+  // The first ITR-RLOC: Security Key LCAF {suite 5, our X25519 key as key-id 1, AFI 1 our RLOC}.
+  const itrRloc = request.itrRlocs[0];
+  assert.ok(itrRloc?.afi === 'lcaf' && itrRloc.lcaf.type === 'security-key');
+  assert.equal(itrRloc.lcaf.cipherSuite, 5);
+  assert.equal(itrRloc.lcaf.keys.length, 1);
+  assert.equal(itrRloc.lcaf.keys[0]?.length, 32);
+  assert.deepEqual(itrRloc.lcaf.locator, ip(A.rloc));
+  // Two more EIDs: the global bucket (burst 2) lets one through.
+  assert.equal(sends(a.resolver.miss(0, eidBytes('192.0.2.19'), T0 + 20)).length, 1);
+  assert.deepEqual(a.resolver.miss(0, eidBytes('192.0.2.20'), T0 + 30), []);
+  assert.equal(a.resolver.counters.get('already-pending'), 1);
+  assert.equal(a.resolver.counters.get('rate-limited-global'), 1);
+  assert.equal(a.resolver.counters.get('held'), 2);
+});
+
+test('silence: retries after 1, 2, 4 s with map-resolver failover, then a short negative entry and the held packets dropped', () => {
+  const a = new XtrNode(A);
+  const first = sends(a.resolver.miss(0, eidBytes('192.0.2.18'), T0, ping('192.0.2.1', '192.0.2.18')));
+  assert.deepEqual(first.map((s) => s.to), [MR1]);
+  assert.equal(a.resolver.nextTimer(), T0 + 1000);
+  assert.deepEqual(a.resolver.tick(T0 + 999), []);
+  assert.deepEqual(sends(a.resolver.tick(T0 + 1000)).map((s) => s.to), [MR2]);
+  assert.equal(a.resolver.nextTimer(), T0 + 3000);
+  assert.deepEqual(sends(a.resolver.tick(T0 + 3000)).map((s) => s.to), [MR1]);
+  assert.equal(a.resolver.nextTimer(), T0 + 7000);
+  const last = a.resolver.tick(T0 + 7000);
+  assert.deepEqual(last, [{ kind: 'discard', iid: 0, reason: 'resolution-failed', count: 1 }]);
+  const entry = a.mapCache.lookupAddress(0, '192.0.2.18', T0 + 7000);
+  assert.ok(entry.kind === 'negative');
+  assert.equal(entry.action, ACTION.sendMapRequest);
+  assert.equal(entry.expiresAt, T0 + 7000 + 15_000);
+  assert.equal(a.resolver.counters.get('resolution-failed'), 1);
+  assert.equal(a.resolver.nextTimer(), undefined);
+  // The data plane now drops under the negative action instead of asking again.
+  assert.equal(a.send([ping('192.0.2.1', '192.0.2.18')], T0 + 8000).length, 0);
+  assert.deepEqual(a.drops.snapshot(), { 'itr-negative-send-map-request': 1 });
+  // After it expires, a miss asks again, starting with the resolver after the last one tried.
+  assert.deepEqual(sends(a.resolver.miss(0, eidBytes('192.0.2.18'), T0 + 30_000)).map((s) => s.to), [MR2]);
+});
+
+test('a Map-Reply fills the map-cache, keys both directions, and the held packet and one packet each way get through', () => {
+  const { net, a, b } = world();
+  const held = ping('192.0.2.1', '192.0.2.18', 'held-packet');
+  net.run(a, a.resolver.miss(0, eidBytes('192.0.2.18'), T0, held), T0);
+  const entry = a.mapCache.lookupAddress(0, '192.0.2.18', T0);
+  assert.ok(entry.kind === 'positive');
+  assert.equal(entry.record?.authoritative, true);
+  assert.equal(entry.expiresAt, T0 + 1440 * 60_000);
+  assert.equal(a.resolver.sealingFor(B.rloc)?.keyId, 1);
+  assert.equal(b.responder.openingFor(A.rloc)?.current, 1);
+  // The held packet comes back for re-injection and crosses, sealed, to B.
+  assert.equal(net.reinjected.length, 1);
+  const reinjected = net.reinjected[0]?.packets ?? [];
+  assert.deepEqual(reinjected.map(hex), [hex(held)]);
+  // B must know A's EIDs for anti-spoofing: it resolves them the same way (and keys B -> A).
+  net.run(b, b.resolver.miss(0, eidBytes('192.0.2.1'), T0), T0);
+  const datagrams = a.send(reinjected, T0 + 1);
+  assert.equal(datagrams.length, 1);
+  assert.equal(datagrams[0]?.to, B.rloc);
+  assert.equal((datagrams[0]?.bytes[0] ?? 0) & 3, 1, 'key-id 1');
+  assert.ok(!Buffer.from(datagrams[0]?.bytes ?? []).includes('held-packet'), 'sealed');
+  assert.deepEqual(b.receive(datagrams.map((d) => d.bytes), A.rloc, T0 + 1).map(hex), [hex(held)]);
+  // And B -> A.
+  const back = ping('192.0.2.18', '192.0.2.1', 'reverse');
+  assert.deepEqual(a.receive(b.send([back], T0 + 2).map((d) => d.bytes), B.rloc, T0 + 2).map(hex), [hex(back)]);
+  assert.deepEqual({ ...a.drops.snapshot(), ...b.drops.snapshot() }, {});
+});
+
+test('a map-server proxy reply carries no key: the first RLOC probe keys the locator (direct Security Key form accepted)', () => {
+  const { net, a, c } = world();
+  net.proxyReply = true;
+  net.run(a, a.resolver.miss(0, eidBytes('192.0.2.33'), T0), T0);
+  assert.equal(a.resolver.sealingFor(C.rloc)?.keyed ?? false, false);
+  assert.equal(a.send([ping('192.0.2.1', '192.0.2.33')], T0).length, 0);
+  assert.deepEqual(a.drops.snapshot(), { 'itr-no-key': 1 });
+  // The probe is due at once; it goes straight to the locator, not through the map-server.
+  assert.equal(a.resolver.nextTimer(), T0);
+  const probes = sends(a.resolver.tick(T0));
+  assert.deepEqual(probes.map((p) => [p.what, p.to, p.port]), [['rloc-probe', C.rloc, 4342]]);
+  const decoded = decodeControl(probes[0]?.bytes ?? new Uint8Array());
+  assert.ok(decoded.ok && decoded.value.type === 'map-request' && decoded.value.probe);
+  net.run(a, probes, T0);
+  // C answers with the Security Key LCAF directly as its locator (form 'direct').
+  const sealing = a.resolver.sealingFor(C.rloc);
+  assert.equal(sealing?.keyId, 1);
+  net.run(c, c.resolver.miss(0, eidBytes('192.0.2.1'), T0), T0);
+  const packet = ping('192.0.2.1', '192.0.2.33');
+  assert.deepEqual(c.receive(a.send([packet], T0 + 1).map((d) => d.bytes), A.rloc, T0 + 1).map(hex), [hex(packet)]);
+});
+
+test('probes: reachability, rekey to a new key-id with old packets opening in the grace period, down after silence', () => {
+  const { net, a, b } = world();
+  net.run(a, a.resolver.miss(0, eidBytes('192.0.2.18'), T0), T0);
+  net.run(b, b.resolver.miss(0, eidBytes('192.0.2.1'), T0), T0);
+  // Probes every 10 s; each reply keeps the locator up and the key unchanged (no new DH).
+  const probeAt = a.resolver.nextTimer() ?? 0;
+  assert.equal(probeAt, T0 + 10_000);
+  net.run(a, a.resolver.tick(probeAt), probeAt);
+  assert.equal(a.resolver.reachability(B.rloc), true);
+  assert.equal(a.resolver.counters.get('probe-reply'), 1);
+  assert.equal(a.resolver.sealingFor(B.rloc)?.keyId, 1);
+  assert.equal(b.responder.counters.get('key-installed'), 1, 'the probe re-offered the same key');
+  // Two packets sealed under key-id 1, still in flight when the rekey happens.
+  const t1 = probeAt + 1;
+  const inFlight = a.send([ping('192.0.2.1', '192.0.2.18', 'in-flight-1'), ping('192.0.2.1', '192.0.2.18', 'in-flight-2')], t1);
+  assert.equal(inFlight.length, 2);
+  a.resolver.requestRekey(B.rloc, t1);
+  const rekeyProbe = sends(a.resolver.tick(t1));
+  assert.equal(rekeyProbe.length, 1);
+  const offered = decodeControl(rekeyProbe[0]?.bytes ?? new Uint8Array());
+  assert.ok(offered.ok && offered.value.type === 'map-request');
+  const offer = offeredKey(offered.value.itrRlocs[0] ?? ip(A.rloc));
+  assert.ok(offer.kind === 'key');
+  assert.equal(offer.keyId, 2, 'the rekey offers key-id 2 (second position of the key list)');
+  net.run(a, rekeyProbe, t1);
+  assert.equal(a.resolver.sealingFor(B.rloc)?.keyId, 2);
+  assert.equal(b.responder.openingFor(A.rloc)?.current, 2);
+  const after = a.send([ping('192.0.2.1', '192.0.2.18', 'after-rekey')], t1 + 1);
+  assert.equal((after[0]?.bytes[0] ?? 0) & 3, 2);
+  // Both open: the new key, and the old one within its 30 s grace period...
+  assert.equal(b.receive(after.map((d) => d.bytes), A.rloc, t1 + 2).length, 1);
+  assert.equal(b.receive([inFlight[0]?.bytes ?? new Uint8Array()], A.rloc, t1 + 2).length, 1);
+  // ...but not after it.
+  assert.equal(b.receive([inFlight[1]?.bytes ?? new Uint8Array()], A.rloc, t1 + 30_001).length, 0);
+  assert.deepEqual(b.drops.snapshot(), { 'etr-key-expired': 1 });
+  // Silence: B stops answering; after 15 s without a reply the locator is down and the ITR stops sending to it.
+  net.down.add(B.rloc);
+  let now = t1;
+  for (let i = 0; i < 5 && a.resolver.reachability(B.rloc) !== false; i++) {
+    now = a.resolver.nextTimer() ?? now;
+    net.run(a, a.resolver.tick(now), now);
+  }
+  assert.equal(a.resolver.reachability(B.rloc), false);
+  assert.equal(a.resolver.counters.get('locator-down'), 1);
+  assert.equal(a.send([ping('192.0.2.1', '192.0.2.18')], now).length, 0);
+  assert.equal(a.drops.get('itr-no-reachable-locator'), 1);
+  // B answers again: up at the next probe.
+  net.down.delete(B.rloc);
+  now = a.resolver.nextTimer() ?? now;
+  net.run(a, a.resolver.tick(now), now);
+  assert.equal(a.resolver.reachability(B.rloc), true);
+  assert.equal(a.send([ping('192.0.2.1', '192.0.2.18')], now).length, 1);
+});
+
+test('a lost rekey reply: the ETR keeps the old key for its grace period and the next probe completes the rekey', () => {
+  const { net, a, b } = world();
+  net.run(a, a.resolver.miss(0, eidBytes('192.0.2.18'), T0), T0);
+  net.run(b, b.resolver.miss(0, eidBytes('192.0.2.1'), T0), T0);
+  a.resolver.requestRekey(B.rloc, T0 + 1);
+  net.holdReplies = true;
+  net.run(a, a.resolver.tick(T0 + 1), T0 + 1);
+  net.holdReplies = false;
+  assert.equal(net.heldReplies.length, 1, 'the reply is lost');
+  assert.equal(a.resolver.sealingFor(B.rloc)?.keyId, 1);
+  assert.equal(b.responder.openingFor(A.rloc)?.current, 2);
+  // The ITR still seals under key-id 1: accepted during the grace period.
+  assert.equal(b.receive(a.send([ping('192.0.2.1', '192.0.2.18')], T0 + 2).map((d) => d.bytes), A.rloc, T0 + 2).length, 1);
+  // The next probe re-offers the same new pair under key-id 2: installed on both ends, no third key.
+  const next = a.resolver.nextTimer() ?? 0;
+  net.run(a, a.resolver.tick(next), next);
+  assert.equal(a.resolver.sealingFor(B.rloc)?.keyId, 2);
+  assert.equal(b.responder.counters.get('key-installed'), 2);
+  assert.equal(b.receive(a.send([ping('192.0.2.1', '192.0.2.18')], next + 1).map((d) => d.bytes), A.rloc, next + 1).length, 1);
+});
+
+test('suite 6 is refused cleanly: the reply carries no key and no opening key is installed', () => {
+  const b = new XtrNode(B);
+  const itrKey = random(32);
+  const probe: MapRequest = {
+    ...MAP_REQUEST_DEFAULTS,
+    probe: true,
+    nonce: 0x1122334455667788n,
+    sourceEid: { afi: 'none' },
+    itrRlocs: [{ afi: 'lcaf', lcaf: { type: 'security-key', cipherSuite: 6, rekey: false, keys: [itrKey], locator: ip(A.rloc) } }],
+    records: [{ reserved: 0, eidMaskLength: 28, eid: ip('192.0.2.16') }],
+  };
+  const actions = b.responder.receive(encodeControl(probe), { address: A.rloc, port: CONTROL_PORT, to: B.rloc }, T0);
+  assert.equal(actions.length, 1);
+  const [reply] = actions;
+  assert.deepEqual([reply?.to, reply?.port], [A.rloc, CONTROL_PORT]);
+  const decoded = decodeControl(reply?.bytes ?? new Uint8Array());
+  assert.ok(decoded.ok && decoded.value.type === 'map-reply');
+  assert.equal(decoded.value.probe, true);
+  assert.equal(decoded.value.nonce, probe.nonce);
+  const locator = decoded.value.records[0]?.locators[0];
+  assert.deepEqual(locator?.locator, ip(B.rloc), 'a plain RLOC, no key');
+  assert.equal(locator?.probed, true);
+  assert.equal(b.responder.counters.get('key-refused-suite'), 1);
+  assert.equal(b.responder.openingFor(A.rloc), undefined);
+  // The same suite offered back to a resolver is refused too.
+  assert.deepEqual(offeredKey(securityKeyAddress(5, 1, itrKey, ip(A.rloc))).kind, 'key');
+  const suite6: Address = { afi: 'lcaf', lcaf: { type: 'afi-list', items: [ip(B.rloc), { afi: 'lcaf', lcaf: { type: 'security-key', cipherSuite: 6, rekey: false, keys: [itrKey], locator: ip(B.rloc) } }] } };
+  const refused = offeredKey(suite6);
+  assert.ok(refused.kind === 'refused');
+  assert.match(refused.reason, /suite 6/);
+});
+
+test('a request for an EID that is not ours gets no reply; an ECM without E is not for an ETR', () => {
+  const b = new XtrNode(B);
+  const request: MapRequest = { ...MAP_REQUEST_DEFAULTS, nonce: 1n, sourceEid: { afi: 'none' }, itrRlocs: [ip(A.rloc)], records: [{ reserved: 0, eidMaskLength: 32, eid: ip('192.0.2.40') }] };
+  assert.deepEqual(b.responder.receive(encodeControl(request), { address: A.rloc, port: CONTROL_PORT }, T0), []);
+  assert.equal(b.responder.counters.get('not-our-eid'), 1);
+  const a = new XtrNode(A);
+  const [send] = sends(a.resolver.miss(0, eidBytes('192.0.2.18'), T0));
+  assert.deepEqual(b.responder.receive(send?.bytes ?? new Uint8Array(), { address: MR1, port: 4342 }, T0), []);
+  assert.equal(b.responder.counters.get('ecm-not-to-etr'), 1);
+  // An unknown nonce is ignored.
+  assert.deepEqual(a.resolver.receive(encodeControl({ type: 'map-reply', probe: false, echoNonceCapable: false, security: false, reservedFlags: 0, nonce: 99n, records: [] }), T0), []);
+  assert.equal(a.resolver.counters.get('map-reply-unknown-nonce'), 1);
+});
+
+// Runs last (node:test runs tests in order): dissects everything the tests above put on the wire.
+test('our Map-Requests and Map-Replies in tshark -V -T json', async () => {
+  // Make sure the capture holds every kind even when run alone.
+  const { net, a } = world();
+  net.run(a, a.resolver.miss(0, eidBytes('192.0.2.18'), T0), T0);
+  net.run(a, a.resolver.miss(0, eidBytes('192.0.2.33'), T0), T0);
+  const probeAt = a.resolver.nextTimer() ?? 0;
+  net.run(a, a.resolver.tick(probeAt), probeAt);
+  const plain = new XtrNode(A, { encrypt: false });
+  const plainSends = sends(plain.resolver.miss(0, eidBytes('192.0.2.18'), T0));
+  for (const s of plainSends) wire.push({ source: A.rloc, destination: s.to, sourcePort: CONTROL_PORT, destinationPort: 4342, bytes: s.bytes });
+
+  const packets = wire.map((w, i) => ({ timestampNs: BigInt(i) * 1000n, data: controlPacket(w.bytes, { source: w.source, destination: w.destination, sourcePort: w.sourcePort, destinationPort: w.destinationPort }) }));
+  const dir = mkdtempSync(join(tmpdir(), 'lispnode-resolver-'));
+  try {
+    const file = join(dir, 'control.pcap');
+    writeFileSync(file, writePcap(packets, LINKTYPE_RAW));
+    const { stdout } = await promisify(execFile)('tshark', ['-n', '-r', file, '-V', '-T', 'json', '--no-duplicate-keys'], { maxBuffer: 1 << 30 });
+    const frames = JSON.parse(stdout) as { _source: { layers: Record<string, unknown> } }[];
+    assert.equal(frames.length, wire.length);
+    const kinds = new Map<string, number>();
+    frames.forEach((frame, i) => {
+      const w = wire[i];
+      assert.ok(w);
+      const decoded = decodeControl(w.bytes);
+      assert.ok(decoded.ok, 'our decoder reads every message we sent');
+      const m = decoded.value;
+      const request = m.type === 'ecm' ? m.message : m;
+      const lcafRloc = request.type === 'map-request' && request.itrRlocs.some((r) => r.afi === 'lcaf');
+      const keyedReply = request.type === 'map-reply' && request.records.some((r) => r.locators.some((l) => offeredKey(l.locator).kind === 'key'));
+      const kind = `${m.type === 'ecm' ? `ecm(${m.toEtr ? 'E' : '-'}) ` : ''}${request.type}${lcafRloc ? ' with key' : ''}${keyedReply ? ' with key' : ''}`;
+      kinds.set(kind, (kinds.get(kind) ?? 0) + 1);
+      const text = JSON.stringify(frame._source.layers);
+      assert.ok(!text.includes('_ws.malformed'), `frame ${i + 1} (${kind}): malformed`);
+      const experts = [...text.matchAll(/"_ws\.expert\.message":"([^"]*)","_ws\.expert\.severity":"(\d+)"/g)].map((x) => ({ message: x[1] ?? '', severity: Number(x[2]) }));
+      const nonceText = `0x${(request.type === 'map-request' || request.type === 'map-reply' ? request.nonce : 0n).toString(16).padStart(16, '0')}`;
+      assert.ok(text.includes(`"lisp.nonce":"${nonceText}"`), `frame ${i + 1} (${kind}): tshark shows our nonce`);
+      if (lcafRloc) {
+        assert.ok(experts.length > 0, `frame ${i + 1} (${kind}): tshark 4.0's known ITR-RLOC complaint is expected`);
+        // Known tshark 4.0 limitation (protocol digest §9.15): an LCAF ITR-RLOC raises "Unexpected
+        // ITR-RLOC-AFI (16387)". Those requests are checked with our own decoder (above and in the
+        // tests before); tshark must still agree on the type and nonce, and find nothing else wrong.
+        for (const e of experts) assert.match(e.message, /ITR-RLOC-AFI \(16387\)/, `frame ${i + 1} (${kind}): ${e.message}`);
+        return;
+      }
+      // tshark 4.0.17 does not dissect the Security Key LCAF body ("Not dissected yet", a warning,
+      // not an error); the digest's §9.15 says otherwise. Its header (type 11, length) is shown.
+      for (const e of experts) {
+        assert.ok(keyedReply && /Not dissected yet/.test(e.message) && e.severity < 0x00800000, `frame ${i + 1} (${kind}): ${e.message}`);
+      }
+      if (keyedReply) {
+        assert.ok(experts.length > 0, `frame ${i + 1} (${kind}): tshark 4.0 flags the Security Key body as undissected`);
+        assert.match(text, /"lisp\.lcaf\.type":"11"/);
+      }
+    });
+    for (const k of ['ecm(-) map-request with key', 'ecm(E) map-request with key', 'map-request with key', 'map-reply with key', 'map-reply', 'ecm(-) map-request']) {
+      assert.ok((kinds.get(k) ?? 0) > 0, `the capture holds a ${k}: ${JSON.stringify([...kinds])}`);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
