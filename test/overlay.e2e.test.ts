@@ -3,9 +3,7 @@
 // the marker sent inside the pings when encrypted, and tshark sees LISP data with key-id bits;
 // afterwards nothing the test created is left.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { NetnsLab, run } from '../src/node/lab/netns-lab.js';
 
@@ -29,38 +27,12 @@ async function ping(lab: NetnsLab, from: string, to: string): Promise<string> {
   return run(lab.node(from).namespace, 'ping', ['-c', '3', '-i', '0.2', '-W', '2', '-p', MARKER_HEX, to]);
 }
 
-/**
- * Captures UDP 4341 on a node's underlay interface while `during` runs. tshark says "Capturing on"
- * a little before it really captures, so a warm-up ping must show up in its live output first.
- */
-async function capture(lab: NetnsLab, node: string, warmUp: () => Promise<unknown>, during: () => Promise<void>): Promise<string> {
-  const file = join(lab.dir, `${node}-${Date.now()}.pcap`);
-  const tshark = spawn('ip', ['netns', 'exec', lab.node(node).namespace, 'tshark', '-i', 'eth0', '-f', 'udp port 4341', '-w', file, '-P', '-l'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  tshark.stdout.on('data', (c: Buffer) => (out += c.toString()));
-  for (let i = 0; i < 100 && out.trim() === ''; i++) {
-    await warmUp().catch(() => undefined);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  assert.notEqual(out.trim(), '', 'tshark captures');
-  try {
-    await during();
-  } finally {
-    // Let the last replies reach the capture buffer before stopping it.
-    await new Promise((r) => setTimeout(r, 500));
-    const exited = new Promise((r) => tshark.once('exit', r));
-    tshark.kill('SIGINT');
-    await exited;
-  }
-  return file;
-}
-
 for (const encryption of ['required', 'off'] as const) {
   test(`two namespaced nodes, ${encryption === 'required' ? 'encrypted (suite 5)' : 'clear'}: IPv4 and IPv6 EIDs ping both ways`, { skip, timeout: 120_000 }, async () => {
     const lab = await NetnsLab.create({ nodes: NODES, encryption });
     labs.push(lab);
     const warmUp = (): Promise<string> => run(lab.node('a').namespace, 'ping', ['-c', '1', '-W', '1', '192.0.2.17']);
-    const file = await capture(lab, 'a', warmUp, async () => {
+    const file = await lab.capture('a', warmUp, async () => {
       for (const [from, to] of [['a', '192.0.2.17'], ['b', '192.0.2.1'], ['a', '2001:db8:2::1'], ['b', '2001:db8:1::1']] as const) {
         const out = await ping(lab, from, to);
         assert.match(out, / 0% packet loss/, `${from} -> ${to}\n${out}`);

@@ -42,6 +42,14 @@ export interface EtrOutput {
   readonly offsets: Uint32Array;
   readonly lengths: Uint32Array;
   count: number;
+  /**
+   * Dropped packets whose inner source EID the map-cache does not know (etr-unknown-source): the
+   * inner packet starts at bufs[sourceMisses[k]][sourceMissOffsets[k]], so the control plane can
+   * resolve the sender and the next packet of the flow gets through.
+   */
+  readonly sourceMisses: Uint32Array;
+  readonly sourceMissOffsets: Uint32Array;
+  sourceMissCount: number;
 }
 
 export interface EtrOptions {
@@ -68,7 +76,15 @@ const OPEN_DROP: Readonly<Record<SessionOpenStatus, DropReason | undefined>> = {
 };
 
 export function createEtrOutput(capacity: number): EtrOutput {
-  return { index: new Uint32Array(capacity), offsets: new Uint32Array(capacity), lengths: new Uint32Array(capacity), count: 0 };
+  return {
+    index: new Uint32Array(capacity),
+    offsets: new Uint32Array(capacity),
+    lengths: new Uint32Array(capacity),
+    count: 0,
+    sourceMisses: new Uint32Array(capacity),
+    sourceMissOffsets: new Uint32Array(capacity),
+    sourceMissCount: 0,
+  };
 }
 
 export class Etr {
@@ -83,6 +99,7 @@ export class Etr {
 
   process(input: EtrInput, now: number, out: EtrOutput): void {
     out.count = 0;
+    out.sourceMissCount = 0;
     const { drops } = this.options;
     for (const list of this.groups.values()) list.length = 0;
     for (let i = 0; i < input.count; i++) {
@@ -180,6 +197,10 @@ export class Etr {
     const source = this.options.mapCache.lookup(this.options.instanceId, family, buf, offset + sourceOffset(family), now);
     if (source.kind !== 'positive') {
       drops.add('etr-unknown-source');
+      if (source.kind === 'miss') {
+        out.sourceMisses[out.sourceMissCount] = i;
+        out.sourceMissOffsets[out.sourceMissCount++] = offset;
+      }
       return;
     }
     const from = input.sourceAddress;

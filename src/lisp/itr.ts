@@ -52,6 +52,9 @@ export interface ItrOutput {
   count: number;
   /** ICMP errors to write back into the TUN. */
   readonly icmp: Uint8Array[];
+  /** Buffers whose destination missed the map-cache: the control plane resolves them. */
+  readonly misses: Uint32Array;
+  missCount: number;
 }
 
 const NEGATIVE: Readonly<Record<Action, DropReason>> = {
@@ -86,7 +89,7 @@ export class Itr {
   }
 
   static output(batchSize: number): ItrOutput {
-    return { index: new Uint32Array(batchSize), offsets: new Uint32Array(batchSize), lengths: new Uint32Array(batchSize), peers: [], count: 0, icmp: [] };
+    return { index: new Uint32Array(batchSize), offsets: new Uint32Array(batchSize), lengths: new Uint32Array(batchSize), peers: [], count: 0, icmp: [], misses: new Uint32Array(batchSize), missCount: 0 };
   }
 
   /** `sizes[i]` is the length of the inner packet in buffers[i] at ITR_HEADROOM. */
@@ -94,6 +97,7 @@ export class Itr {
     out.count = 0;
     out.peers.length = 0;
     out.icmp.length = 0;
+    out.missCount = 0;
     for (const list of this.groups.values()) list.length = 0;
     const { drops, mapCache } = this.options;
     for (let i = 0; i < count; i++) {
@@ -107,6 +111,7 @@ export class Itr {
       const entry = mapCache.lookup(this.options.instanceId, family, buf, ITR_HEADROOM + destinationOffset(family), now);
       if (entry.kind === 'miss') {
         drops.add('itr-map-cache-miss');
+        out.misses[out.missCount++] = i;
         continue;
       }
       if (entry.kind === 'negative') {

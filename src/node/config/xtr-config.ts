@@ -22,7 +22,7 @@ interface RawLocator {
 interface RawXtrConfig {
   'map-servers': { address: string; port: number; key: RawAuthKey; 'proxy-reply': boolean }[];
   'map-resolvers': { address: string; port: number }[];
-  tun: { name: string; mtu: number | 'auto' };
+  tun: { name: string; mtu: number | 'auto'; routes?: string[] };
   underlay: { address: string; port: number; mtu: number };
   'instance-id': number;
   'local-eids': { prefix: string; address?: string }[];
@@ -49,6 +49,7 @@ const schema = {
       properties: {
         name: { type: 'string', pattern: '^[A-Za-z0-9_.-]{1,15}$' },
         mtu: { anyOf: [{ type: 'integer', minimum: 576, maximum: 65535 }, { type: 'string', const: 'auto' }], default: 'auto' },
+        routes: { type: 'array', items: { type: 'string', format: 'ip-prefix' } },
       },
     },
     underlay: {
@@ -160,7 +161,8 @@ export interface LocatorConfig {
 
 export interface XtrConfig {
   readonly file: string;
-  readonly tun: { readonly name: string; readonly mtu: number };
+  /** `routes`: EID prefixes routed into the TUN (default: the static map-cache prefixes). */
+  readonly tun: { readonly name: string; readonly mtu: number; readonly routes: readonly EidPrefix[] };
   readonly underlay: { readonly address: string; readonly family: 4 | 6; readonly port: number; readonly mtu: number };
   readonly instanceId: number;
   /** Where this xTR registers its local EIDs (empty: no registration). */
@@ -227,7 +229,11 @@ export function loadXtrConfig(file: string): XtrConfig {
   }));
   return {
     file,
-    tun: { name: raw.tun.name, mtu: raw.tun.mtu === 'auto' ? autoMtu : raw.tun.mtu },
+    tun: {
+      name: raw.tun.name,
+      mtu: raw.tun.mtu === 'auto' ? autoMtu : raw.tun.mtu,
+      routes: raw.tun.routes ? raw.tun.routes.map((r, i) => prefix(r, `/tun/routes/${i}`)) : mapCache.map((e) => e.prefix),
+    },
     underlay: { address: canonical(raw.underlay.address), family: underlayFamily, port: raw.underlay.port, mtu: raw.underlay.mtu },
     instanceId: raw['instance-id'],
     mapServers: raw['map-servers'].map((m, i) => ({ address: canonical(m.address), port: m.port, key: loadAuthKey(file, dirname(file), m.key, `/map-servers/${i}/key`), proxyReply: m['proxy-reply'] })),

@@ -34,6 +34,12 @@ export interface LabOptions {
   /** Extra namespaces on the underlay without an xTR (e.g. a replayer), name -> locator. */
   readonly hosts?: Readonly<Record<string, string>>;
   /**
+   * A map-server node: started first, in its own namespace; every xTR registers with it and
+   * resolves through it instead of carrying static mappings of the others. `sites` replaces the
+   * default single site (all nodes' EID prefixes, key-id 0, HMAC-SHA-256 with `password`).
+   */
+  readonly mapServer?: { readonly name: string; readonly locator: string; readonly password: string; readonly sites?: readonly Record<string, unknown>[] };
+  /**
    * Lab id (1–8 lowercase letters or digits) in namespace and interface names; default: from the pid
    * and a random number. Give distinct ids to labs that one process runs at the same time, since
    * destroy() removes every namespace named `ln<id>-…`.
@@ -88,7 +94,12 @@ export class NetnsLab {
     await run(undefined, 'ip', ['netns', 'add', this.underlay]);
     await run(this.underlay, 'ip', ['link', 'add', this.bridge, 'type', 'bridge']);
     await run(this.underlay, 'ip', ['link', 'set', this.bridge, 'up']);
-    const all = [...options.nodes.map((n) => ({ name: n.name, locator: n.locator })), ...Object.entries(options.hosts ?? {}).map(([name, locator]) => ({ name, locator }))];
+    const ms = options.mapServer;
+    const all = [
+      ...options.nodes.map((n) => ({ name: n.name, locator: n.locator })),
+      ...(ms ? [{ name: ms.name, locator: ms.locator }] : []),
+      ...Object.entries(options.hosts ?? {}).map(([name, locator]) => ({ name, locator })),
+    ];
     for (const { name, locator } of all) {
       const ns = `ln${this.id}-${name}`;
       await run(undefined, 'ip', ['netns', 'add', ns]);
@@ -98,18 +109,30 @@ export class NetnsLab {
       await run(this.underlay, 'ip', ['link', 'set', outside, 'master', this.bridge, 'up']);
       await run(ns, 'ip', ['addr', 'add', `${locator}/24`, 'dev', 'eth0']);
       await run(ns, 'ip', ['link', 'set', 'eth0', 'up']);
-      if (!options.nodes.some((n) => n.name === name)) this.hosts.push({ namespace: ns, locator });
+      if (!options.nodes.some((n) => n.name === name) && name !== ms?.name) this.hosts.push({ namespace: ns, locator });
+    }
+    if (ms) {
+      const sites = ms.sites ?? [
+        { name: 'overlay', keys: [{ 'key-id': 0, password: ms.password }], prefixes: options.nodes.flatMap((n) => n.eids.map((e) => ({ prefix: e.prefix }))) },
+      ];
+      const file = join(this.dir, `${ms.name}.yaml`);
+      writeFileSync(file, stringify({ listen: { address: ms.locator }, 'snapshot-file': `${ms.name}-registrations.json`, sites }));
+      this.nodes.push(await this.startRole({ name: ms.name, locator: ms.locator, eids: [] }, 'map-server', file));
     }
     const keys = new Map<string, string>();
     for (const node of options.nodes) keys.set(node.name, options.encryption === 'required' ? newDataKey(join(this.dir, `${node.name}.key`)) : '');
     for (const node of options.nodes) {
       const others = options.nodes.filter((n) => n !== node);
       const config = {
-        tun: { name: 'lisp0' },
+        tun: { name: 'lisp0', ...(ms && { routes: others.flatMap((o) => o.eids.map((e) => e.prefix)) }) },
         underlay: { address: node.locator },
         'local-eids': node.eids.map((e) => ({ prefix: e.prefix, address: e.address })),
+        ...(ms && {
+          'map-servers': [{ address: ms.locator, key: { 'key-id': 0, password: ms.password } }],
+          'map-resolvers': [{ address: ms.locator }],
+        }),
         'map-cache': [
-          ...others.flatMap((o) => o.eids.map((e) => ({ prefix: e.prefix, locators: [{ address: o.locator }] }))),
+          ...(ms ? [] : others.flatMap((o) => o.eids.map((e) => ({ prefix: e.prefix, locators: [{ address: o.locator }] })))),
           ...(node.mapCache ?? []).map((e) => ({ prefix: e.prefix, locators: e.locators.map((address) => ({ address })) })),
         ],
         encryption:
@@ -119,27 +142,29 @@ export class NetnsLab {
                 'cipher-suite': options.suite ?? 5,
                 backend: options.backend ?? 'native',
                 'private-key-file': `${node.name}.key`,
-                peers: others.map((o) => ({ locator: o.locator, 'public-key': keys.get(o.name) ?? '' })),
+                // With a map-server, keys are agreed in the Map-Request/Map-Reply exchange instead.
+                peers: ms ? [] : others.map((o) => ({ locator: o.locator, 'public-key': keys.get(o.name) ?? '' })),
               }
             : { mode: 'off' },
       };
       const file = join(this.dir, `${node.name}.yaml`);
       writeFileSync(file, stringify(config));
-      this.nodes.push(await this.startXtr(node, file));
+      this.nodes.push(await this.startRole(node, 'xtr', file));
     }
   }
 
-  private startXtr(spec: LabNodeSpec, configFile: string): Promise<LabNode> {
+  /** Starts `lispnode <role> --config <file>` in the node's namespace; resolves once it says it started. */
+  private startRole(spec: LabNodeSpec, role: 'xtr' | 'map-server', configFile: string): Promise<LabNode> {
     const namespace = `ln${this.id}-${spec.name}`;
-    const child = spawn('ip', ['netns', 'exec', namespace, process.execPath, CLI, 'xtr', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('ip', ['netns', 'exec', namespace, process.execPath, CLI, role, '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
     const node: LabNode = { ...spec, namespace, process: child, stderr: [], stdout: [] };
     const lines = (sink: string[]) => (chunk: Buffer) => sink.push(...chunk.toString('utf8').split('\n').filter(Boolean));
     child.stdout.on('data', lines(node.stdout));
     child.stderr.on('data', lines(node.stderr));
     return new Promise((resolve, reject) => {
-      const deadline = setTimeout(() => reject(new Error(`xTR ${spec.name} did not start in 10 s: ${node.stderr.join(' | ')}`)), 10_000);
+      const deadline = setTimeout(() => reject(new Error(`${role} ${spec.name} did not start in 10 s: ${node.stderr.join(' | ')}`)), 10_000);
       const poll = setInterval(() => {
-        if (node.stderr.some((l) => l.includes('"xTR started"'))) {
+        if (node.stderr.some((l) => l.includes(role === 'xtr' ? '"xTR started"' : '"map-server started"'))) {
           clearTimeout(deadline);
           clearInterval(poll);
           resolve(node);
@@ -148,7 +173,7 @@ export class NetnsLab {
       child.once('exit', (code) => {
         clearTimeout(deadline);
         clearInterval(poll);
-        reject(new Error(`xTR ${spec.name} exited with ${code}: ${node.stderr.join(' | ')}`));
+        reject(new Error(`${role} ${spec.name} exited with ${code}: ${node.stderr.join(' | ')}`));
       });
     });
   }
@@ -159,14 +184,41 @@ export class NetnsLab {
     return n;
   }
 
+  /**
+   * Captures UDP 4341 on a node's underlay interface while `during` runs; returns the pcap file.
+   * tshark says "Capturing on" a little before it really captures, so a warm-up (e.g. one ping)
+   * must show up in its live output first.
+   */
+  async capture(node: string, warmUp: () => Promise<unknown>, during: () => Promise<void>): Promise<string> {
+    const file = join(this.dir, `${node}-${Date.now()}.pcap`);
+    const tshark = spawn('ip', ['netns', 'exec', this.node(node).namespace, 'tshark', '-i', 'eth0', '-f', 'udp port 4341', '-w', file, '-P', '-l'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    tshark.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    for (let i = 0; i < 100 && out.trim() === ''; i++) {
+      await warmUp().catch(() => undefined);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    try {
+      if (out.trim() === '') throw new Error('tshark captured nothing during the warm-up');
+      await during();
+    } finally {
+      // Let the last replies reach the capture buffer before stopping it.
+      await new Promise((r) => setTimeout(r, 500));
+      const exited = new Promise((r) => tshark.once('exit', r));
+      tshark.kill('SIGINT');
+      await exited;
+    }
+    return file;
+  }
+
   /** The node's counters, asked for with SIGUSR1. */
-  async stats(name: string): Promise<XtrStats> {
+  async stats<T = XtrStats>(name: string): Promise<T> {
     const node = this.node(name);
     const before = node.stdout.length;
     node.process.kill('SIGUSR1');
     for (let i = 0; i < 100; i++) {
       const line = node.stdout.slice(before).find((l) => l.startsWith('{"stats"'));
-      if (line) return (JSON.parse(line) as { stats: XtrStats }).stats;
+      if (line) return (JSON.parse(line) as { stats: T }).stats;
       await new Promise((r) => setTimeout(r, 20));
     }
     throw new Error(`no stats from ${name}`);

@@ -5,6 +5,7 @@ import type { CipherBackend } from '../../crypto/cipher-backend.js';
 import { DropCounters } from '../../lisp/drop-counters.js';
 import { createEtrOutput, Etr } from '../../lisp/etr.js';
 import { RateLimiter } from '../../lisp/icmp-too-big.js';
+import { destinationOffset, sourceOffset } from '../../lisp/inner-ip.js';
 import { Itr, ITR_HEADROOM } from '../../lisp/itr.js';
 import { MapCache } from '../../lisp/map-cache.js';
 import { formatPrefix } from '../../lisp/prefix.js';
@@ -34,6 +35,8 @@ export class XtrNode {
   private readonly counts = { tunIn: 0, tunInBytes: 0, tunOut: 0, tunOutBytes: 0, udpIn: 0, udpInBytes: 0, udpOut: 0, udpOutBytes: 0 };
   private timer: NodeJS.Timeout | undefined;
   private control: XtrControlPlane | undefined;
+  /** Set by run(): sends packets the control plane held during resolution. */
+  private inject: (packets: readonly Uint8Array[]) => void = () => undefined;
 
   private constructor(
     private readonly config: XtrConfig,
@@ -72,7 +75,7 @@ export class XtrNode {
       teardown = await applyInterfaceConfig({
         name: tun.name,
         addresses: config.localEids.flatMap((e) => (e.address ? [`${e.address}/${e.prefix.family === 4 ? 32 : 128}`] : [])),
-        routes: config.mapCache.map((e) => formatPrefix(e.prefix).replace(/^\[\d+\]/, '')),
+        routes: config.tun.routes.map((p) => formatPrefix(p).replace(/^\[\d+\]/, '')),
       });
     } catch (error) {
       tun.close();
@@ -87,13 +90,13 @@ export class XtrNode {
       throw error;
     }
     const node = new XtrNode(config, log, tun, udp, teardown, peers, mapCache);
-    node.run();
     try {
-      node.control = await XtrControlPlane.start(config, log);
+      node.control = await XtrControlPlane.start(config, { mapCache, backend, reinject: (packets) => node.inject(packets) }, log);
     } catch (error) {
       await node.stop();
       throw error;
     }
+    node.run();
     log.log('info', 'xTR started', {
       tun: tun.name,
       mtu: tun.mtu,
@@ -124,7 +127,7 @@ export class XtrNode {
       instanceId: config.instanceId,
       localEids: config.localEids.map((e) => e.prefix),
       mapCache: this.mapCache,
-      peerFor: (family, bytes, offset) => this.peers.find(family, bytes, offset)?.etr,
+      peerFor: (family, bytes, offset) => this.peers.find(family, bytes, offset)?.etr ?? this.control?.responder.peerFor(family, bytes, offset),
       acceptClearFromStrangers: enc.mode === 'off',
       drops: this.drops,
     });
@@ -135,38 +138,61 @@ export class XtrNode {
     const icmpOffsets = new Uint32Array(BATCH);
     const icmpLengths = new Uint32Array(BATCH);
 
+    /** Encapsulates and sends the n inner packets now in itr.buffers (sizes[i] bytes each). */
+    const forward = (n: number): void => {
+      this.counts.tunIn += n;
+      for (let i = 0; i < n; i++) this.counts.tunInBytes += sizes[i] ?? 0;
+      itr.process(sizes, n, performance.now(), itrOut);
+      for (let k = 0; k < itrOut.missCount; k++) {
+        const i = itrOut.misses[k] ?? 0;
+        const buf = itr.buffers[i] ?? new Uint8Array(0);
+        const family = (buf[ITR_HEADROOM] ?? 0) >>> 4 === 6 ? 6 : 4;
+        const at = ITR_HEADROOM + destinationOffset(family);
+        this.control?.miss(config.instanceId, buf.subarray(at, at + (family === 4 ? 4 : 16)), buf.subarray(ITR_HEADROOM, ITR_HEADROOM + (sizes[i] ?? 0)));
+      }
+      for (let k = 0; k < itrOut.count; k++) {
+        sendBufs[k] = itr.buffers[itrOut.index[k] ?? 0] ?? new Uint8Array(0);
+        send.offsets[k] = itrOut.offsets[k] ?? 0;
+        send.lengths[k] = itrOut.lengths[k] ?? 0;
+        const peer = itrOut.peers[k];
+        if (peer) {
+          send.addresses.set(peer.address, 16 * k);
+          send.ports[k] = peer.port;
+        }
+      }
+      if (itrOut.count > 0) {
+        const result = this.udp.sendBatch(sendBufs, send.offsets, send.lengths, send.addresses, send.ports, itrOut.count);
+        this.counts.udpOut += result.sent;
+        for (let k = 0; k < result.consumed; k++) this.counts.udpOutBytes += send.lengths[k] ?? 0;
+        const failed = itrOut.count - result.sent;
+        if (failed > 0) this.drops.add('itr-send-failed', failed);
+      }
+      if (itrOut.icmp.length > 0) {
+        itrOut.icmp.forEach((p, k) => {
+          icmpOffsets[k] = 0;
+          icmpLengths[k] = p.length;
+        });
+        this.tun.writeBatch(itrOut.icmp, icmpOffsets, icmpLengths, itrOut.icmp.length);
+      }
+    };
+
     const fromTun = (): void => {
       for (let burst = 0; burst < BURST; burst++) {
         const n = this.tun.readBatch(itr.buffers, sizes, ITR_HEADROOM);
         if (n === 0) return;
-        this.counts.tunIn += n;
-        for (let i = 0; i < n; i++) this.counts.tunInBytes += sizes[i] ?? 0;
-        itr.process(sizes, n, performance.now(), itrOut);
-        for (let k = 0; k < itrOut.count; k++) {
-          sendBufs[k] = itr.buffers[itrOut.index[k] ?? 0] ?? new Uint8Array(0);
-          send.offsets[k] = itrOut.offsets[k] ?? 0;
-          send.lengths[k] = itrOut.lengths[k] ?? 0;
-          const peer = itrOut.peers[k];
-          if (peer) {
-            send.addresses.set(peer.address, 16 * k);
-            send.ports[k] = peer.port;
-          }
-        }
-        if (itrOut.count > 0) {
-          const result = this.udp.sendBatch(sendBufs, send.offsets, send.lengths, send.addresses, send.ports, itrOut.count);
-          this.counts.udpOut += result.sent;
-          for (let k = 0; k < result.consumed; k++) this.counts.udpOutBytes += send.lengths[k] ?? 0;
-          const failed = itrOut.count - result.sent;
-          if (failed > 0) this.drops.add('itr-send-failed', failed);
-        }
-        if (itrOut.icmp.length > 0) {
-          itrOut.icmp.forEach((p, k) => {
-            icmpOffsets[k] = 0;
-            icmpLengths[k] = p.length;
-          });
-          this.tun.writeBatch(itrOut.icmp, icmpOffsets, icmpLengths, itrOut.icmp.length);
-        }
+        forward(n);
         if (n < BATCH) return;
+      }
+    };
+    this.inject = (packets) => {
+      for (let start = 0; start < packets.length; start += BATCH) {
+        const n = Math.min(BATCH, packets.length - start);
+        for (let i = 0; i < n; i++) {
+          const p = packets[start + i] ?? new Uint8Array(0);
+          itr.buffers[i]?.set(p.subarray(0, this.tun.mtu), ITR_HEADROOM);
+          sizes[i] = Math.min(p.length, this.tun.mtu);
+        }
+        forward(n);
       }
     };
 
@@ -180,6 +206,13 @@ export class XtrNode {
         this.counts.udpIn += n;
         for (let i = 0; i < n; i++) this.counts.udpInBytes += recv.lengths[i] ?? 0;
         etr.process({ bufs: recv.packets, lengths: recv.lengths, count: n, sourceAddress: recv.addresses }, performance.now(), etrOut);
+        for (let k = 0; k < etrOut.sourceMissCount; k++) {
+          const buf = recv.packets[etrOut.sourceMisses[k] ?? 0] ?? new Uint8Array(0);
+          const at = etrOut.sourceMissOffsets[k] ?? 0;
+          const family = (buf[at] ?? 0) >>> 4 === 6 ? 6 : 4;
+          const src = at + sourceOffset(family);
+          this.control?.miss(config.instanceId, buf.subarray(src, src + (family === 4 ? 4 : 16)));
+        }
         for (let k = 0; k < etrOut.count; k++) deliverBufs[k] = recv.packets[etrOut.index[k] ?? 0] ?? new Uint8Array(0);
         let written = 0;
         while (written < etrOut.count) {

@@ -1,0 +1,66 @@
+// The control plane end to end, in network namespaces: a map-server and two xTRs without static
+// mappings. Both xTRs register (HMAC-authenticated), resolve each other through the map-server
+// (forwarded to the ETR, which answers with its RFC 8061 key), and exchange encrypted data; a
+// stopped xTR deregisters at the map-server.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { after, test } from 'node:test';
+import { NetnsLab, run } from '../src/node/lab/netns-lab.js';
+import type { MapServerStats } from '../src/node/map-server/map-server-node.js';
+
+const skip = process.getuid?.() === 0 ? false : 'needs root (CAP_NET_ADMIN) for network namespaces and TUN devices';
+const MARKER_HEX = Buffer.from('lispnode-marker').toString('hex');
+
+const labs: NetnsLab[] = [];
+after(async () => {
+  for (const lab of labs) await lab.destroy();
+});
+
+async function registrations(lab: NetnsLab): Promise<number> {
+  return (await lab.stats<MapServerStats>('ms')).registrations;
+}
+
+test('map-server + two xTRs: registration, resolution with key exchange, encrypted data, deregistration', { skip, timeout: 120_000 }, async () => {
+  const lab = await NetnsLab.create({
+    nodes: [
+      { name: 'a', locator: '198.18.0.1', eids: [{ prefix: '192.0.2.0/28', address: '192.0.2.1' }, { prefix: '2001:db8:1::/64', address: '2001:db8:1::1' }] },
+      { name: 'b', locator: '198.18.0.2', eids: [{ prefix: '192.0.2.16/28', address: '192.0.2.17' }, { prefix: '2001:db8:2::/64', address: '2001:db8:2::1' }] },
+    ],
+    encryption: 'required',
+    mapServer: { name: 'ms', locator: '198.18.0.10', password: 'overlay-site-secret' },
+  });
+  labs.push(lab);
+  // Registration: both xTRs' two prefixes each, answered by authenticated Map-Notifies.
+  for (let i = 0; i < 50 && (await registrations(lab)) < 4; i++) await new Promise((r) => setTimeout(r, 100));
+  assert.equal(await registrations(lab), 4);
+  for (const name of ['a', 'b']) {
+    const status = (await lab.stats(name)).control?.registration?.mapServers[0];
+    assert.equal(status?.state, 'registered', `${name} is registered`);
+  }
+  // Resolution: the first packet of a flow triggers the Map-Request; the flow then gets through.
+  const warmUp = (): Promise<string> => run(lab.node('a').namespace, 'ping', ['-c', '1', '-W', '1', '192.0.2.17']);
+  const file = await lab.capture('a', warmUp, async () => {
+    for (const [from, to] of [['a', '192.0.2.17'], ['b', '192.0.2.1'], ['a', '2001:db8:2::1'], ['b', '2001:db8:1::1']] as const) {
+      await run(lab.node(from).namespace, 'ping', ['-c', '1', '-W', '2', to]).catch(() => undefined); // resolves, if still needed
+      const out = await run(lab.node(from).namespace, 'ping', ['-c', '3', '-i', '0.2', '-W', '2', '-p', MARKER_HEX, to]);
+      assert.match(out, / 0% packet loss/, `${from} -> ${to}\n${out}`);
+    }
+  });
+  const a = await lab.stats('a');
+  const b = await lab.stats('b');
+  assert.ok((a.control?.resolver?.['map-request-sent'] ?? 0) >= 1, 'a resolved through the map-server');
+  assert.ok((a.control?.resolver?.['key-installed'] ?? 0) >= 1 && (b.control?.responder['key-installed'] ?? 0) >= 1, 'keys agreed in the Map-Request/Map-Reply exchange');
+  assert.equal(readFileSync(file).includes(Buffer.from('lispnode-marker')), false, 'the marker never appears on the underlay');
+  const flags = (await run(undefined, 'tshark', ['-r', file, '-Y', 'lisp-data', '-T', 'fields', '-e', 'lisp-data.flags'])).trim().split('\n').filter(Boolean);
+  assert.ok(flags.length >= 24, `LISP data packets captured: ${flags.length}`);
+  assert.deepEqual([...new Set(flags.map((f) => Number(f) & 3))], [1], 'every data packet sealed under key-id 1');
+  // Deregistration: a stopped xTR withdraws its prefixes (TTL 0) before it exits.
+  const exited = new Promise((r) => lab.node('b').process.once('exit', r));
+  lab.node('b').process.kill('SIGTERM');
+  await exited;
+  for (let i = 0; i < 20 && (await registrations(lab)) > 2; i++) await new Promise((r) => setTimeout(r, 100));
+  assert.equal(await registrations(lab), 2, "b's two prefixes are deregistered");
+  await lab.destroy();
+  assert.deepEqual(await lab.leftovers(), []);
+  labs.splice(labs.indexOf(lab), 1);
+});
