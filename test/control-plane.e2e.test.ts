@@ -5,7 +5,10 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, test } from 'node:test';
-import { NetnsLab, run } from '../src/node/lab/netns-lab.js';
+import { randomBytes } from 'node:crypto';
+import { deriveCryptoEid, exportPrivateKeyPem, generateP256KeyPair } from '../src/crypto/index.js';
+import { formatIpv6 } from '../src/lisp/ip-text.js';
+import { NetnsLab, run, type LabNodeSpec } from '../src/node/lab/netns-lab.js';
 import type { MapServerStats } from '../src/node/map-server/map-server-node.js';
 
 const skip = process.getuid?.() === 0 ? false : 'needs root (CAP_NET_ADMIN) for network namespaces and TUN devices';
@@ -60,6 +63,58 @@ test('map-server + two xTRs: registration, resolution with key exchange, encrypt
   await exited;
   for (let i = 0; i < 20 && (await registrations(lab)) > 2; i++) await new Promise((r) => setTimeout(r, 100));
   assert.equal(await registrations(lab), 2, "b's two prefixes are deregistered");
+  await lab.destroy();
+  assert.deepEqual(await lab.leftovers(), []);
+  labs.splice(labs.indexOf(lab), 1);
+});
+
+test('lookup access control: xTR2 may resolve xTR1\'s crypto-EID and talk to it, xTR3 is denied (action 4, no data path)', { skip, timeout: 120_000 }, async () => {
+  const keys = [1, 2, 3].map(() => generateP256KeyPair((n) => randomBytes(n)));
+  const eids = keys.map((k) => formatIpv6(deriveCryptoEid({ iid: 0, spki: k.spki }).eid));
+  const [eid1, eid2] = eids as [string, string, string];
+  const node = (i: number): LabNodeSpec => ({
+    name: `x${i}`,
+    locator: `198.18.0.${i}`,
+    eids: [{ prefix: `192.0.2.${16 * (i - 1)}/28`, address: `192.0.2.${16 * (i - 1) + 1}` }],
+    cryptoEidKey: exportPrivateKeyPem(keys[i - 1] ?? keys[0]!),
+  });
+  const lab = await NetnsLab.create({
+    nodes: [node(1), node(2), node(3)],
+    encryption: 'required',
+    mapServer: {
+      name: 'ms',
+      locator: '198.18.0.10',
+      password: 'overlay-site-secret',
+      cryptoEidPrefixes: [{ prefix: 'fd00::/8' }],
+      sites: [
+        {
+          name: 'overlay',
+          keys: [{ 'key-id': 0, password: 'overlay-site-secret' }],
+          prefixes: [{ prefix: 'fd00::/8' }, { prefix: '192.0.2.0/26' }],
+          'require-registration-signature': true,
+          lookup: { allow: [`${eid1}/128`, `${eid2}/128`] },
+        },
+      ],
+    },
+  });
+  labs.push(lab);
+  for (const name of ['x1', 'x2', 'x3']) {
+    for (let i = 0; i < 50 && (await lab.stats(name)).control?.registration?.mapServers[0]?.state !== 'registered'; i++) await new Promise((r) => setTimeout(r, 100));
+    assert.equal((await lab.stats(name)).control?.registration?.mapServers[0]?.state, 'registered', `${name} registered its crypto-EID with signatures`);
+  }
+  // xTR2, allowed, resolves xTR1's crypto-EID (signed Map-Request) and reaches it, encrypted.
+  await run(lab.node('x2').namespace, 'ping', ['-6', '-c', '2', '-W', '2', eid1]).catch(() => undefined);
+  const allowed = await run(lab.node('x2').namespace, 'ping', ['-6', '-c', '3', '-i', '0.2', '-W', '2', eid1]);
+  assert.match(allowed, / 0% packet loss/, allowed);
+  assert.equal((await lab.stats('x2')).drops['itr-negative-policy-denied'] ?? 0, 0);
+  // xTR3, not on the list, gets a negative Map-Reply with action 4 and no data path.
+  const denied = await run(lab.node('x3').namespace, 'ping', ['-6', '-c', '3', '-i', '0.3', '-W', '1', eid1]).catch((error: { stdout?: string }) => error.stdout ?? '');
+  assert.match(denied, / 100% packet loss/, denied);
+  assert.ok(((await lab.stats('x3')).drops['itr-negative-policy-denied'] ?? 0) >= 1, 'x3 drops under the policy-denied action');
+  const ms = await lab.stats<MapServerStats>('ms');
+  assert.ok((ms.counters['negative-policy-denied'] ?? 0) >= 1, `the map-server answered ACT 4: ${JSON.stringify(ms.counters)}`);
+  assert.ok((ms.counters['signature-valid'] ?? 0) >= 1, 'signed Map-Requests verified');
+  assert.equal((await lab.stats('x3')).underlay.out, 0, 'x3 sent no data packet at all');
   await lab.destroy();
   assert.deepEqual(await lab.leftovers(), []);
   labs.splice(labs.indexOf(lab), 1);

@@ -17,6 +17,7 @@
 //   `probeMissedLimit` unanswered probes or `probeReplyWaitMs` without an answer.
 import type { CipherBackend } from '../../crypto/cipher-backend.js';
 import type { CipherSuite } from '../../crypto/cipher-suite.js';
+import { signMapRequest } from '../../crypto/eid-signature.js';
 import type { SealingSession, SessionLimits } from '../../crypto/session.js';
 import type { DataPlaneKeys, X25519KeyPair } from '../../crypto/x25519-kdf.js';
 import { ip, NO_ADDRESS, withInstanceId, type Address } from '../address.js';
@@ -87,6 +88,11 @@ export interface ResolverOptions<S> {
   readonly attach: (locator: MapCacheLocator<S>, sealing: SealingSession | undefined) => S;
   /** Default true. */
   readonly probing?: boolean;
+  /**
+   * A crypto-EID of this node and its private scalar: Map-Requests of its family are then signed
+   * (lisp-protocol.md §5.5, lispers.net's format), so map-servers can apply lookup policies to us.
+   */
+  readonly signer?: { readonly instanceId: number; readonly eid: string; readonly scalar: Uint8Array };
 }
 
 export type HeldDropReason = 'resolution-failed' | 'negative-reply';
@@ -331,17 +337,20 @@ export class Resolver<S> {
     }
     const nonce = this.nonce();
     const eid = ip(p.eid);
+    const signer = this.options.signer;
+    const signed = signer !== undefined && signer.instanceId === p.iid && (signer.eid.includes(':') ? 6 : 4) === p.family;
     const request: MapRequest = {
       ...MAP_REQUEST_DEFAULTS,
       nonce,
-      sourceEid: sourceEid === undefined ? NO_ADDRESS : wrapIid(p.iid, ip(sourceEid)),
+      sourceEid: signed ? signedSourceEid(signer, nonce, p.iid, eid) : sourceEid === undefined ? NO_ADDRESS : wrapIid(p.iid, ip(sourceEid)),
       itrRlocs,
       records: [{ reserved: 0, eidMaskLength: p.family === 4 ? 32 : 128, eid: wrapIid(p.iid, eid) }],
     };
+    const from = signed ? signer.eid : innerSource;
     const ipHeader: IpHeader =
       p.family === 4
-        ? { version: 4, tos: 0, identification: 0, dontFragment: false, ttl: 64, source: innerSource, destination: p.eid }
-        : { version: 6, trafficClass: 0, flowLabel: 0, hopLimit: 64, source: innerSource, destination: p.eid };
+        ? { version: 4, tos: 0, identification: 0, dontFragment: false, ttl: 64, source: from, destination: p.eid }
+        : { version: 6, trafficClass: 0, flowLabel: 0, hopLimit: 64, source: from, destination: p.eid };
     const ecm: Ecm<MapRequest> = {
       type: 'ecm',
       security: false,
@@ -647,6 +656,17 @@ function probedLocator(reply: MapReply, address: string): LocatorRecord | undefi
     }
   }
   return fallback;
+}
+
+/** The Source-EID of a signed Map-Request: a JSON LCAF naming the signer and its signature. */
+function signedSourceEid(signer: { readonly instanceId: number; readonly eid: string; readonly scalar: Uint8Array }, nonce: bigint, iid: number, target: Address): Address {
+  const nonceBytes = new Uint8Array(8);
+  new DataView(nonceBytes.buffer).setBigUint64(0, nonce);
+  const source = { iid, text: signer.eid };
+  const signature = signMapRequest(signer.scalar, nonceBytes, source, { iid, text: target.afi === 'ipv4' || target.afi === 'ipv6' ? target.address : '' });
+  const eidText = `[${iid}]${signer.eid}`;
+  const json = JSON.stringify({ 'source-eid': eidText, 'signature-eid': eidText, signature });
+  return { afi: 'lcaf', lcaf: { type: 'json', json, jsonFlags: 0, address: NO_ADDRESS } };
 }
 
 function wrapIid(iid: number, a: Address): Address {

@@ -6,6 +6,8 @@ import { dirname, resolve } from 'node:path';
 import { formatIpv6, parseIpv4, parseIpv6 } from '../../lisp/ip-text.js';
 import { maxSealOverhead, type CipherSuite } from '../../crypto/cipher-suite.js';
 import { x25519FromPem, type X25519KeyPair } from '../../crypto/x25519-kdf.js';
+import { deriveCryptoEid, type EidDerivation } from '../../crypto/crypto-eid.js';
+import { importP256PrivateKey, type P256KeyPair } from '../../crypto/p256.js';
 import type { AuthKey } from '../../lisp/auth.js';
 import { authKeySchema, loadAuthKey, type RawAuthKey } from './auth-key.js';
 import { ConfigError } from './config-error.js';
@@ -20,6 +22,7 @@ interface RawLocator {
 }
 
 interface RawXtrConfig {
+  'crypto-eid'?: { 'key-file': string; prefix: string; derivation: 'eve' | 'lispers' };
   'map-servers': { address: string; port: number; key: RawAuthKey; 'proxy-reply': boolean }[];
   'map-resolvers': { address: string; port: number }[];
   tun: { name: string; mtu: number | 'auto'; routes?: string[] };
@@ -76,6 +79,16 @@ const schema = {
           key: authKeySchema,
           'proxy-reply': { type: 'boolean', default: false },
         },
+      },
+    },
+    'crypto-eid': {
+      type: 'object',
+      additionalProperties: false,
+      required: ['key-file'],
+      properties: {
+        'key-file': { type: 'string', minLength: 1 },
+        prefix: { type: 'string', format: 'ip-prefix', default: 'fd00::/8' },
+        derivation: { type: 'string', enum: ['eve', 'lispers'], default: 'eve' },
       },
     },
     'map-resolvers': {
@@ -170,6 +183,11 @@ export interface XtrConfig {
   /** Where the ITR resolves map-cache misses (empty: static mappings only). */
   readonly mapResolvers: readonly { readonly address: string; readonly port: number }[];
   readonly localEids: readonly { readonly prefix: EidPrefix; readonly address?: string }[];
+  /**
+   * This node's crypto-EID (docs/configuration.md): registered with its hash-EID key and
+   * signatures, used to sign Map-Requests, and served like a local EID (/128 on the TUN).
+   */
+  readonly cryptoEid: { readonly key: P256KeyPair; readonly eid: string; readonly prefix: EidPrefix; readonly derivation: EidDerivation } | undefined;
   readonly mapCache: readonly { readonly prefix: EidPrefix; readonly locators: readonly LocatorConfig[] }[];
   readonly encryption:
     | { readonly mode: 'off' }
@@ -199,6 +217,12 @@ function encapsulationOverhead(underlayFamily: 4 | 6): number {
   return underlayFamily === 4 ? 36 : 56;
 }
 
+/** Every EID prefix this node serves: the configured ones and its crypto-EID as a /128. */
+export function servedEidPrefixes(config: Pick<XtrConfig, 'localEids' | 'cryptoEid' | 'instanceId'>): EidPrefix[] {
+  const own = config.cryptoEid ? parsePrefixText(`${config.cryptoEid.eid}/128`, config.instanceId) : undefined;
+  return [...config.localEids.map((e) => e.prefix), ...(own ? [own] : [])];
+}
+
 export function loadXtrConfig(file: string): XtrConfig {
   const raw = loadYamlConfig<RawXtrConfig>(file, schema);
   const underlayFamily = family(raw.underlay.address);
@@ -218,6 +242,7 @@ export function loadXtrConfig(file: string): XtrConfig {
     if (e.address !== undefined && family(e.address) !== p.family) throw new ConfigError(file, `/local-eids/${i}/address`, `expected an IPv${p.family} address inside ${e.prefix}`);
     return { prefix: p, ...(e.address !== undefined && { address: e.address }) };
   });
+  const cryptoEid = raw['crypto-eid'] === undefined ? undefined : loadCryptoEid(file, raw['crypto-eid'], raw['instance-id']);
   const mapCache = raw['map-cache'].map((entry, i) => ({
     prefix: prefix(entry.prefix, `/map-cache/${i}/prefix`),
     locators: entry.locators.map((l, j) => {
@@ -239,9 +264,26 @@ export function loadXtrConfig(file: string): XtrConfig {
     mapServers: raw['map-servers'].map((m, i) => ({ address: canonical(m.address), port: m.port, key: loadAuthKey(file, dirname(file), m.key, `/map-servers/${i}/key`), proxyReply: m['proxy-reply'] })),
     mapResolvers: raw['map-resolvers'].map((m) => ({ address: canonical(m.address), port: m.port })),
     localEids,
+    cryptoEid,
     mapCache,
     encryption: enc.mode === 'off' ? { mode: 'off' } : loadEncryption(file, enc),
   };
+}
+
+function loadCryptoEid(file: string, c: NonNullable<RawXtrConfig['crypto-eid']>, instanceId: number): NonNullable<XtrConfig['cryptoEid']> {
+  const path = resolve(dirname(file), c['key-file']);
+  let key: P256KeyPair;
+  try {
+    key = importP256PrivateKey(readFileSync(path, 'utf8'));
+  } catch (error) {
+    throw new ConfigError(file, '/crypto-eid/key-file', `expected a P-256 private key in PEM at ${path} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}; lispnode eid new makes one)`);
+  }
+  const prefix = parsePrefixText(c.prefix, instanceId);
+  if (!prefix || prefix.family !== 6 || prefix.length % 8 !== 0 || prefix.length < 8 || prefix.length > 120) {
+    throw new ConfigError(file, '/crypto-eid/prefix', 'expected an IPv6 prefix whose length is a multiple of 8 between 8 and 120');
+  }
+  const { eid } = deriveCryptoEid({ iid: instanceId, spki: key.spki, prefix: { address: prefix.address, length: prefix.length }, derivation: c.derivation });
+  return { key, eid: formatIpv6(eid), prefix, derivation: c.derivation };
 }
 
 function loadEncryption(file: string, enc: RawXtrConfig['encryption']): XtrConfig['encryption'] {

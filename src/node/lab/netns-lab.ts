@@ -20,6 +20,8 @@ export interface LabNodeSpec {
   readonly name: string;
   /** Underlay address in 198.18.0.0/24. */
   readonly locator: string;
+  /** A P-256 private key (PEM): the node then has this crypto-EID (in fd00::/8) besides `eids`. */
+  readonly cryptoEidKey?: string;
   /** Local EIDs: prefix and the address assigned on the TUN (the "workload"). */
   readonly eids: readonly { readonly prefix: string; readonly address: string }[];
   /** Static map-cache entries besides the other nodes' EIDs (e.g. for a host replaying a peer's traffic). */
@@ -38,7 +40,14 @@ export interface LabOptions {
    * resolves through it instead of carrying static mappings of the others. `sites` replaces the
    * default single site (all nodes' EID prefixes, key-id 0, HMAC-SHA-256 with `password`).
    */
-  readonly mapServer?: { readonly name: string; readonly locator: string; readonly password: string; readonly sites?: readonly Record<string, unknown>[] };
+  readonly mapServer?: {
+    readonly name: string;
+    readonly locator: string;
+    readonly password: string;
+    readonly sites?: readonly Record<string, unknown>[];
+    /** Crypto-EID prefixes of the map-server (config form, e.g. { prefix: 'fd00::/8' }). */
+    readonly cryptoEidPrefixes?: readonly Record<string, unknown>[];
+  };
   /**
    * Lab id (1–8 lowercase letters or digits) in namespace and interface names; default: from the pid
    * and a random number. Give distinct ids to labs that one process runs at the same time, since
@@ -116,7 +125,7 @@ export class NetnsLab {
         { name: 'overlay', keys: [{ 'key-id': 0, password: ms.password }], prefixes: options.nodes.flatMap((n) => n.eids.map((e) => ({ prefix: e.prefix }))) },
       ];
       const file = join(this.dir, `${ms.name}.yaml`);
-      writeFileSync(file, stringify({ listen: { address: ms.locator }, 'snapshot-file': `${ms.name}-registrations.json`, sites }));
+      writeFileSync(file, stringify({ listen: { address: ms.locator }, 'snapshot-file': `${ms.name}-registrations.json`, 'crypto-eid-prefixes': ms.cryptoEidPrefixes ?? [], sites }));
       this.nodes.push(await this.startRole({ name: ms.name, locator: ms.locator, eids: [] }, 'map-server', file));
     }
     const keys = new Map<string, string>();
@@ -124,7 +133,11 @@ export class NetnsLab {
     for (const node of options.nodes) {
       const others = options.nodes.filter((n) => n !== node);
       const config = {
-        tun: { name: 'lisp0', ...(ms && { routes: others.flatMap((o) => o.eids.map((e) => e.prefix)) }) },
+        tun: {
+          name: 'lisp0',
+          ...(ms && { routes: [...others.flatMap((o) => o.eids.map((e) => e.prefix)), ...(others.some((o) => o.cryptoEidKey) ? ['fd00::/8'] : [])] }),
+        },
+        ...(node.cryptoEidKey && { 'crypto-eid': { 'key-file': this.writeFile(`${node.name}-eid.pem`, node.cryptoEidKey) } }),
         underlay: { address: node.locator },
         'local-eids': node.eids.map((e) => ({ prefix: e.prefix, address: e.address })),
         ...(ms && {
@@ -151,6 +164,12 @@ export class NetnsLab {
       writeFileSync(file, stringify(config));
       this.nodes.push(await this.startRole(node, 'xtr', file));
     }
+  }
+
+  /** Writes a file into the lab's folder (mode 0600) and returns its name. */
+  private writeFile(name: string, content: string): string {
+    writeFileSync(join(this.dir, name), content, { mode: 0o600 });
+    return name;
   }
 
   /** Starts `lispnode <role> --config <file>` in the node's namespace; resolves once it says it started. */

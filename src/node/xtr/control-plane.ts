@@ -12,7 +12,7 @@ import { MESSAGE_TYPE } from '../../lisp/message-type.js';
 import { Registrar, type RegistrarStatus } from '../../lisp/xtr-control/registrar.js';
 import { itrPeerAttach, Resolver, type ResolverAction } from '../../lisp/xtr-control/resolver.js';
 import { Responder } from '../../lisp/xtr-control/responder.js';
-import type { XtrConfig } from '../config/xtr-config.js';
+import { servedEidPrefixes, type XtrConfig } from '../config/xtr-config.js';
 import type { Logger } from '../log.js';
 
 export const CONTROL_PORT = 4342;
@@ -59,6 +59,16 @@ export class XtrControlPlane {
         : new Registrar(
             {
               eids: config.localEids.map((e) => e.prefix),
+              ...(config.cryptoEid && {
+                cryptoEids: [
+                  {
+                    keyPair: config.cryptoEid.key,
+                    instanceId: config.instanceId,
+                    prefix: { address: config.cryptoEid.prefix.address, length: config.cryptoEid.prefix.length },
+                    derivation: config.cryptoEid.derivation,
+                  },
+                ],
+              }),
               rlocs: rlocs.map((address) => ({ address })),
               mapServers: config.mapServers.map((m) => ({ address: m.address, port: m.port, key: m.key, proxyReply: m.proxyReply })),
               xtrId: randomBytes(16),
@@ -67,7 +77,7 @@ export class XtrControlPlane {
             random,
           );
     const v4 = config.localEids.find((e) => e.prefix.family === 4 && e.address)?.address;
-    const v6 = config.localEids.find((e) => e.prefix.family === 6 && e.address)?.address;
+    const v6 = config.localEids.find((e) => e.prefix.family === 6 && e.address)?.address ?? config.cryptoEid?.eid;
     const resolver =
       config.mapResolvers.length === 0
         ? undefined
@@ -80,10 +90,11 @@ export class XtrControlPlane {
             ...(enc.mode === 'required' && deps.backend && { encryption: { suite: enc.suite, backend: deps.backend } }),
             random,
             attach: itrPeerAttach,
+            ...(config.cryptoEid && { signer: { instanceId: config.instanceId, eid: config.cryptoEid.eid, scalar: config.cryptoEid.key.scalar } }),
           });
     const responder = new Responder({
       instanceId: config.instanceId,
-      localEids: config.localEids.map((e) => e.prefix),
+      localEids: servedEidPrefixes(config),
       rlocs,
       ...(enc.mode === 'required' && deps.backend && { encryption: { backend: deps.backend, suites: [enc.suite] } }),
       acceptClear: enc.mode === 'off' || enc.acceptClear,

@@ -13,7 +13,7 @@ import { applyInterfaceConfig } from '../../tun/interface.js';
 import { openTun, type NativeTunDevice } from '../../tun/tun-device.js';
 import { allocateUdpBatch, openBatchUdpSocket, type BatchUdpSocket } from '../../tun/udp-socket.js';
 import { cipherBackend } from '../cipher-backends.js';
-import type { XtrConfig } from '../config/xtr-config.js';
+import { servedEidPrefixes, type XtrConfig } from '../config/xtr-config.js';
 import type { Logger } from '../log.js';
 import { XtrControlPlane } from './control-plane.js';
 import { createPeer, PeerTable, type Peer } from './peers.js';
@@ -74,7 +74,10 @@ export class XtrNode {
     try {
       teardown = await applyInterfaceConfig({
         name: tun.name,
-        addresses: config.localEids.flatMap((e) => (e.address ? [`${e.address}/${e.prefix.family === 4 ? 32 : 128}`] : [])),
+        addresses: [
+          ...config.localEids.flatMap((e) => (e.address ? [`${e.address}/${e.prefix.family === 4 ? 32 : 128}`] : [])),
+          ...(config.cryptoEid ? [`${config.cryptoEid.eid}/128`] : []),
+        ],
         routes: config.tun.routes.map((p) => formatPrefix(p).replace(/^\[\d+\]/, '')),
       });
     } catch (error) {
@@ -125,7 +128,7 @@ export class XtrNode {
     });
     const etr = new Etr({
       instanceId: config.instanceId,
-      localEids: config.localEids.map((e) => e.prefix),
+      localEids: servedEidPrefixes(config),
       mapCache: this.mapCache,
       peerFor: (family, bytes, offset) => this.peers.find(family, bytes, offset)?.etr ?? this.control?.responder.peerFor(family, bytes, offset),
       acceptClearFromStrangers: enc.mode === 'off',
