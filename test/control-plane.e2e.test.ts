@@ -23,7 +23,7 @@ async function registrations(lab: NetnsLab): Promise<number> {
   return (await lab.stats<MapServerStats>('ms')).registrations;
 }
 
-test('map-server + two xTRs: registration, resolution with key exchange, encrypted data, deregistration', { skip, timeout: 120_000 }, async () => {
+test('map-server + two xTRs: registration, resolution with key exchange, encrypted data, map-server restart, deregistration', { skip, timeout: 120_000 }, async () => {
   const lab = await NetnsLab.create({
     nodes: [
       { name: 'a', locator: '198.18.0.1', eids: [{ prefix: '192.0.2.0/28', address: '192.0.2.1' }, { prefix: '2001:db8:1::/64', address: '2001:db8:1::1' }] },
@@ -57,6 +57,11 @@ test('map-server + two xTRs: registration, resolution with key exchange, encrypt
   const flags = (await run(undefined, 'tshark', ['-r', file, '-Y', 'lisp-data', '-T', 'fields', '-e', 'lisp-data.flags'])).trim().split('\n').filter(Boolean);
   assert.ok(flags.length >= 24, `LISP data packets captured: ${flags.length}`);
   assert.deepEqual([...new Set(flags.map((f) => Number(f) & 3))], [1], 'every data packet sealed under key-id 1');
+  // A map-server restart keeps every registration (snapshot file), and data keeps flowing.
+  await lab.restart('ms');
+  assert.equal(await registrations(lab), 4, 'registrations restored after the restart');
+  const afterRestart = await run(lab.node('a').namespace, 'ping', ['-c', '3', '-i', '0.2', '-W', '2', '192.0.2.17']);
+  assert.match(afterRestart, / 0% packet loss/, afterRestart);
   // Deregistration: a stopped xTR withdraws its prefixes (TTL 0) before it exits.
   const exited = new Promise((r) => lab.node('b').process.once('exit', r));
   lab.node('b').process.kill('SIGTERM');

@@ -58,6 +58,8 @@ export interface LabOptions {
 
 export interface LabNode extends LabNodeSpec {
   readonly namespace: string;
+  readonly role: 'xtr' | 'map-server';
+  readonly configFile: string;
   readonly process: ChildProcess;
   readonly stderr: string[];
   readonly stdout: string[];
@@ -176,7 +178,7 @@ export class NetnsLab {
   private startRole(spec: LabNodeSpec, role: 'xtr' | 'map-server', configFile: string): Promise<LabNode> {
     const namespace = `ln${this.id}-${spec.name}`;
     const child = spawn('ip', ['netns', 'exec', namespace, process.execPath, CLI, role, '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const node: LabNode = { ...spec, namespace, process: child, stderr: [], stdout: [] };
+    const node: LabNode = { ...spec, namespace, role, configFile, process: child, stderr: [], stdout: [] };
     const lines = (sink: string[]) => (chunk: Buffer) => sink.push(...chunk.toString('utf8').split('\n').filter(Boolean));
     child.stdout.on('data', lines(node.stdout));
     child.stderr.on('data', lines(node.stderr));
@@ -228,6 +230,16 @@ export class NetnsLab {
       await exited;
     }
     return file;
+  }
+
+  /** Stops a node's process (SIGTERM) and starts it again with the same configuration. */
+  async restart(name: string): Promise<void> {
+    const old = this.node(name);
+    const exited = new Promise((r) => old.process.once('exit', r));
+    old.process.kill('SIGTERM');
+    await exited;
+    const fresh = await this.startRole({ name: old.name, locator: old.locator, eids: old.eids, ...(old.cryptoEidKey && { cryptoEidKey: old.cryptoEidKey }) }, old.role, old.configFile);
+    this.nodes.splice(this.nodes.indexOf(old), 1, fresh);
   }
 
   /** The node's counters, asked for with SIGUSR1. */
