@@ -2,6 +2,7 @@
 // pinged across over IPv4 and IPv6 EIDs, a short iperf3, the nodes' counters, and a teardown that
 // leaves nothing behind — then the codec on the bundled captures of OOR and lispers.net: one line
 // per capture with its decode errors and site-key checks (`lispnode decode` lists every packet).
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { verifyAuthentication } from '../lisp/auth.js';
 import { bundledCaptures } from './bundled-captures.js';
@@ -9,6 +10,7 @@ import { hasDecodeError, packetLine } from './decode-listing.js';
 import type { NetnsLab } from './lab/netns-lab.js';
 import { formatBits, formatBytes, hasCommand, iperf3, LabGuard, ping, startIperf3Server, tunMtu, type Iperf3Server } from './lab/measure.js';
 import { lispPackets } from './lisp-capture.js';
+import type { MapServerStats } from './map-server/map-server-node.js';
 import { readCapture } from './pcap-file.js';
 import type { XtrStats } from './xtr/xtr-node.js';
 
@@ -44,7 +46,7 @@ function drops(name: string, stats: XtrStats): string {
 }
 
 async function overlayDemo(print: Print): Promise<boolean> {
-  print('== Overlay: two lispnode xTRs in network namespaces, encrypted with suite 5 (AES-128-GCM + HMAC-SHA-256 ICV, addon backend)');
+  print('== Overlay: two lispnode xTRs and a map-server in network namespaces; no static mappings; data encrypted with suite 5 (AES-128-GCM + HMAC-SHA-256 ICV, addon backend)');
   if (process.getuid?.() !== 0) {
     print('   skipped: this part builds network namespaces, veth pairs and TUN devices, which needs root (CAP_NET_ADMIN);');
     print('   run `sudo lispnode demo` (or `npm run demo` as root) to see it');
@@ -63,10 +65,27 @@ async function overlayDemo(print: Print): Promise<boolean> {
   let server: Iperf3Server | undefined;
   try {
     const started = Date.now();
-    lab = await guard.create({ nodes: NODES, encryption: 'required', suite: 5, backend: 'native', id: `d${String(process.pid % 100000).padStart(5, '0')}` });
-    for (const n of lab.nodes) print(`   node ${n.name}: netns ${n.namespace}, locator ${n.locator}, EIDs ${n.eids.map((e) => e.address).join(', ')}`);
+    lab = await guard.create({
+      nodes: NODES,
+      encryption: 'required',
+      suite: 5,
+      backend: 'native',
+      id: `d${String(process.pid % 100000).padStart(5, '0')}`,
+      mapServer: { name: 'ms', locator: '198.18.0.10', password: randomBytes(12).toString('base64') },
+    });
+    for (const n of lab.nodes) {
+      print(n.role === 'xtr' ? `   node ${n.name}: netns ${n.namespace}, locator ${n.locator}, EIDs ${n.eids.map((e) => e.address).join(', ')}` : `   map-server ${n.name}: netns ${n.namespace}, locator ${n.locator}`);
+    }
     print(`   built in ${((Date.now() - started) / 1000).toFixed(1)} s; TUN MTU ${tunMtu(lab, 'a') ?? '?'}; underlay: veth pairs on a bridge in netns ln${lab.id}-u`);
     const a = lab.node('a').namespace;
+    const b = lab.node('b').namespace;
+    const ms = await lab.stats<MapServerStats>('ms');
+    print(`map-server ms (198.18.0.10): ${ms.registrations} registrations (each xTR's IPv4 and IPv6 EID-prefix, HMAC-SHA-256 site key)`);
+    // The first packet of each flow makes the ITR ask the map-server (the ETR answers with its key);
+    // the ETR drops packets from senders it has not resolved yet (etr-unknown-source) and resolves them.
+    const resolving = Date.now();
+    for (const [ns, to] of [[a, '192.0.2.17'], [b, '192.0.2.1'], [a, '2001:db8:2::1'], [b, '2001:db8:1::1']] as const) await ping(ns, to, 1, 0.2).catch(() => undefined);
+    print(`resolution: both xTRs resolved each other through the map-server and agreed keys in ${((Date.now() - resolving) / 1000).toFixed(1)} s`);
     for (const [family, from, to] of [['IPv4', '192.0.2.1', '192.0.2.17'], ['IPv6', '2001:db8:1::1', '2001:db8:2::1']] as const) {
       const result = await ping(a, to, 5, 0.2);
       const rtt = result.rtt ? `, rtt min/avg/max ${result.rtt.min.toFixed(2)}/${result.rtt.avg.toFixed(2)}/${result.rtt.max.toFixed(2)} ms` : '';
@@ -88,10 +107,11 @@ async function overlayDemo(print: Print): Promise<boolean> {
     print(direction('a', 'b', sa, sb));
     print(direction('b', 'a', sb, sa));
     print(`  drops by reason: ${drops('a', sa)}; ${drops('b', sb)}`);
-    const reasons = new Set([...Object.keys(sa.drops), ...Object.keys(sb.drops)]);
-    if (reasons.size === 1 && reasons.has('itr-map-cache-miss')) print('  (expected: the kernel sends IPv6 router solicitations to ff02::2 on each TUN, and no EID-prefix covers them)');
-    const encrypted = [...sa.peers, ...sb.peers].every((p) => p.encrypted && p.sealed > 0);
-    print(`  every peer encrypted: ${encrypted ? 'yes' : 'NO'}`);
+    print('  (expected: itr-map-cache-miss for the first packets of each flow and for IPv6 router solicitations,');
+    print('   etr-unknown-source for packets from a sender the ETR had not resolved yet)');
+    const keyed = (s: typeof sa): number => (s.control?.resolver?.['key-installed'] ?? 0) + (s.control?.responder['key-installed'] ?? 0);
+    const encrypted = keyed(sa) > 0 && keyed(sb) > 0;
+    print(`  every peer encrypted: ${encrypted ? 'yes' : 'NO'} (keys agreed in the Map-Request/Map-Reply exchange: a ${keyed(sa)}, b ${keyed(sb)})`);
     if (!encrypted) healthy = false;
   } catch (error) {
     if (!guard.interrupted) print(`overlay failed: ${(error as Error).message}`);
@@ -101,7 +121,7 @@ async function overlayDemo(print: Print): Promise<boolean> {
     const left = await guard.destroyAll();
     untrap();
     if (lab) {
-      if (left.length === 0) print(`torn down: xTRs stopped, namespaces ln${lab.id}-{a,b,u} and their interfaces removed`);
+      if (left.length === 0) print(`torn down: xTRs and map-server stopped, namespaces ln${lab.id}-{a,b,ms,u} and their interfaces removed`);
       else {
         print(`teardown incomplete, left: ${left.join(', ')}`);
         healthy = false;
