@@ -11,6 +11,7 @@ import { loadMapServerConfig } from './node/config/map-server-config.js';
 import { loadXtrConfig } from './node/config/xtr-config.js';
 import { MapServerNode } from './node/map-server/map-server-node.js';
 import { createLogger } from './node/log.js';
+import { parseLig, runLig, type LigOptions } from './node/lig.js';
 import { dataKeyPublic, newDataKey } from './node/xtr/data-key.js';
 import { XtrNode } from './node/xtr/xtr-node.js';
 import { lispPackets } from './node/lisp-capture.js';
@@ -187,6 +188,31 @@ datakey
       }
     }),
   );
+
+program
+  .command('lig')
+  .description('the LISP Internet Groper: send an ECM Map-Request for <eid> to a map-resolver and print the Map-Reply (EID-prefix, TTL, action, locators, RTT)')
+  .argument('<eid>', 'the EID to look up (IPv4 or IPv6 address)')
+  .requiredOption('--map-resolver <address>', "the map-resolver (its UDP 4342)")
+  .option('--source <rloc>', 'our RLOC: the ITR-RLOC and the socket address (default: the route\'s source towards the map-resolver)')
+  .option('--iid <n>', 'instance-id (decimal)', '0')
+  .option('--count <n>', 'attempts, each with a fresh nonce', '3')
+  .option('--timeout <ms>', 'wait per attempt, in milliseconds', '2000')
+  .option('--key <file>', "a P-256 crypto-EID private key (PEM): sign the Map-Request (lispers.net's signed Source-EID)")
+  .option('--json', 'print one JSON object')
+  .addHelpText('after', '\nExit status: 0 on a positive Map-Reply, 1 on a negative one or none, 2 on usage errors.')
+  // Commander's own usage errors (a missing --map-resolver, an unknown option) exit 2 too: 1 means "no positive reply".
+  .exitOverride((error) => process.exit(error.exitCode === 0 ? 0 : 2))
+  .action(async (eidText: string, o: LigOptions) => {
+    try {
+      const result = await runLig(parseLig(eidText, o));
+      result.lines.forEach(print);
+      process.exitCode = result.exitCode;
+    } catch (error) {
+      if (error instanceof CommandError) fail(error.message);
+      throw error;
+    }
+  });
 
 program
   .command('version')

@@ -115,7 +115,7 @@ test('demo without root explains that the overlay needs CAP_NET_ADMIN and still 
 });
 
 test('every command answers --help', () => {
-  for (const command of [[], ['decode'], ['demo'], ['version'], ['eid'], ['eid', 'new'], ['eid', 'derive'], ['eid', 'sign'], ['eid', 'verify']]) {
+  for (const command of [[], ['decode'], ['demo'], ['version'], ['lig'], ['eid'], ['eid', 'new'], ['eid', 'derive'], ['eid', 'sign'], ['eid', 'verify']]) {
     const { status, stdout } = lispnode(...command, '--help');
     assert.equal(status, 0);
     assert.match(stdout, /^Usage: lispnode/);

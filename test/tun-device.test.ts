@@ -556,7 +556,8 @@ const scenarios: Record<string, () => Promise<void>> = {
       `const m = await import(${JSON.stringify(moduleUrl)});` +
       `const reading = m.openTun({ name: ${JSON.stringify(TUN)}, mtu: ${MTU} }); reading.startReading(() => undefined);` +
       `const stopped = m.openTun({ name: "lnt1", mtu: ${MTU} }); stopped.startReading(() => undefined); stopped.stopReading();` +
-      'parentPort.postMessage([reading.name, stopped.name]);';
+      // Keep both reachable: a collected device closes itself, which would delete its interface early.
+      'globalThis.keep = [reading, stopped]; parentPort.postMessage([reading.name, stopped.name]);';
     const worker = new Worker(new URL(`data:text/javascript,${encodeURIComponent(body)}`));
     const names = await new Promise<string[]>((resolve) => worker.once('message', resolve));
     assert.deepEqual(names, [TUN, 'lnt1']);

@@ -339,32 +339,15 @@ export class Resolver<S> {
     const eid = ip(p.eid);
     const signer = this.options.signer;
     const signed = signer !== undefined && signer.instanceId === p.iid && (signer.eid.includes(':') ? 6 : 4) === p.family;
-    const request: MapRequest = {
-      ...MAP_REQUEST_DEFAULTS,
+    const bytes = encodeEcmMapRequest({
       nonce,
+      iid: p.iid,
+      eid: p.eid,
       sourceEid: signed ? signedSourceEid(signer, nonce, p.iid, eid) : sourceEid === undefined ? NO_ADDRESS : wrapIid(p.iid, ip(sourceEid)),
       itrRlocs,
-      records: [{ reserved: 0, eidMaskLength: p.family === 4 ? 32 : 128, eid: wrapIid(p.iid, eid) }],
-    };
-    const from = signed ? signer.eid : innerSource;
-    const ipHeader: IpHeader =
-      p.family === 4
-        ? { version: 4, tos: 0, identification: 0, dontFragment: false, ttl: 64, source: from, destination: p.eid }
-        : { version: 6, trafficClass: 0, flowLabel: 0, hopLimit: 64, source: from, destination: p.eid };
-    const ecm: Ecm<MapRequest> = {
-      type: 'ecm',
-      security: false,
-      ddt: false,
-      toEtr: false,
-      toMapServer: false,
-      rtrProcess: false,
-      relayedByRtr: false,
-      reservedFlags: 0,
-      ip: ipHeader,
-      udp: { sourcePort: this.options.controlPort, destinationPort: LISP_CONTROL_PORT, checksum: 'computed' },
-      message: request,
-    };
-    const bytes = encodeEcm(ecm);
+      innerSource: signed ? signer.eid : innerSource,
+      sourcePort: this.options.controlPort,
+    });
     p.attempts++;
     p.nextAt = now + (this.timers.retryDelaysMs[p.attempts - 1] ?? 0);
     p.nonces.push(nonce);
@@ -658,8 +641,54 @@ function probedLocator(reply: MapReply, address: string): LocatorRecord | undefi
   return fallback;
 }
 
+/** What an ECM'd Map-Request for one EID carries (see `encodeEcmMapRequest`). */
+export interface EcmMapRequestSpec {
+  readonly nonce: bigint;
+  readonly iid: number;
+  /** The requested EID (IPv4/IPv6 text), asked for as a host (/32, /128); also the inner IP destination. */
+  readonly eid: string;
+  /** The Source-EID field as it goes on the wire (NO_ADDRESS, a plain EID, or `signedSourceEid`). */
+  readonly sourceEid: Address;
+  /** 1 to 32 addresses the Map-Reply may go to; the first may be a Security Key LCAF. */
+  readonly itrRlocs: readonly Address[];
+  /** Inner IP source (same family as `eid`). */
+  readonly innerSource: string;
+  /** Inner UDP source port: where the Map-Reply comes back. */
+  readonly sourcePort: number;
+}
+
+/** An ECM (no flags) holding a Map-Request for `spec.eid`, inner UDP to the control port 4342. */
+export function encodeEcmMapRequest(spec: EcmMapRequestSpec): Uint8Array {
+  const family = spec.eid.includes(':') ? 6 : 4;
+  const request: MapRequest = {
+    ...MAP_REQUEST_DEFAULTS,
+    nonce: spec.nonce,
+    sourceEid: spec.sourceEid,
+    itrRlocs: spec.itrRlocs,
+    records: [{ reserved: 0, eidMaskLength: family === 4 ? 32 : 128, eid: wrapIid(spec.iid, ip(spec.eid)) }],
+  };
+  const ipHeader: IpHeader =
+    family === 4
+      ? { version: 4, tos: 0, identification: 0, dontFragment: false, ttl: 64, source: spec.innerSource, destination: spec.eid }
+      : { version: 6, trafficClass: 0, flowLabel: 0, hopLimit: 64, source: spec.innerSource, destination: spec.eid };
+  const ecm: Ecm<MapRequest> = {
+    type: 'ecm',
+    security: false,
+    ddt: false,
+    toEtr: false,
+    toMapServer: false,
+    rtrProcess: false,
+    relayedByRtr: false,
+    reservedFlags: 0,
+    ip: ipHeader,
+    udp: { sourcePort: spec.sourcePort, destinationPort: LISP_CONTROL_PORT, checksum: 'computed' },
+    message: request,
+  };
+  return encodeEcm(ecm);
+}
+
 /** The Source-EID of a signed Map-Request: a JSON LCAF naming the signer and its signature. */
-function signedSourceEid(signer: { readonly instanceId: number; readonly eid: string; readonly scalar: Uint8Array }, nonce: bigint, iid: number, target: Address): Address {
+export function signedSourceEid(signer: { readonly instanceId: number; readonly eid: string; readonly scalar: Uint8Array }, nonce: bigint, iid: number, target: Address): Address {
   const nonceBytes = new Uint8Array(8);
   new DataView(nonceBytes.buffer).setBigUint64(0, nonce);
   const source = { iid, text: signer.eid };
@@ -669,7 +698,7 @@ function signedSourceEid(signer: { readonly instanceId: number; readonly eid: st
   return { afi: 'lcaf', lcaf: { type: 'json', json, jsonFlags: 0, address: NO_ADDRESS } };
 }
 
-function wrapIid(iid: number, a: Address): Address {
+export function wrapIid(iid: number, a: Address): Address {
   return iid === 0 ? a : withInstanceId(iid, a);
 }
 

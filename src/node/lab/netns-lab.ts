@@ -247,7 +247,8 @@ export class NetnsLab {
     const node = this.node(name);
     const before = node.stdout.length;
     node.process.kill('SIGUSR1');
-    for (let i = 0; i < 100; i++) {
+    // Generous: a loaded machine (a benchmark beside the tests) delays the signal handler.
+    for (let i = 0; i < 500; i++) {
       const line = node.stdout.slice(before).find((l) => l.startsWith('{"stats"'));
       if (line) return (JSON.parse(line) as { stats: T }).stats;
       await new Promise((r) => setTimeout(r, 20));
