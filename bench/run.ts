@@ -1,12 +1,13 @@
-// `npm run bench [-- codec|cipher|overlay …]`: every benchmark (or the named ones), printed as
+// `npm run bench [-- codec|cipher|map-server|overlay …]`: every benchmark (or the named ones), printed as
 // medians with ratios against same-run baselines.
 import { cpus } from 'node:os';
 import { cipherBenchmarks } from './cipher.bench.js';
 import { codecBenchmarks } from './codec.bench.js';
+import { mapServerBenchmarks } from './map-server.bench.js';
 import { overlayBenchmarks } from './overlay.bench.js';
 
 const print = (line: string): void => void process.stdout.write(`${line}\n`);
-const all = ['codec', 'cipher', 'overlay'] as const;
+const all = ['codec', 'cipher', 'map-server', 'overlay'] as const;
 type Name = (typeof all)[number];
 const isName = (name: string): name is Name => (all as readonly string[]).includes(name);
 
@@ -19,7 +20,7 @@ if (unknown.length > 0) {
 const selected = new Set<Name>(requested.length === 0 ? all : requested.filter(isName));
 
 print(`lispnode benchmarks — node ${process.version}, ${cpus().length} x ${cpus()[0]?.model ?? 'unknown CPU'}`);
-if (selected.has('codec') || selected.has('cipher')) print('medians of 5 interleaved runs after a warm-up\n');
+if (selected.has('codec') || selected.has('cipher') || selected.has('map-server')) print('medians of 5 interleaved runs after a warm-up\n');
 if (selected.has('codec')) {
   codecBenchmarks(print);
   print('');
@@ -28,4 +29,5 @@ if (selected.has('cipher')) {
   cipherBenchmarks(print);
   print('');
 }
+if (selected.has('map-server')) mapServerBenchmarks(print);
 if (selected.has('overlay') && (await overlayBenchmarks(print)) === 'failed') process.exitCode = 1;
