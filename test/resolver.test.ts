@@ -555,3 +555,26 @@ test('our Map-Requests and Map-Replies in tshark -V -T json', async () => {
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('SMR: an ETR whose mapping changed solicits the ITRs that asked it; only the mapping\'s own locator is heeded', () => {
+  const { net, a, b } = world();
+  net.run(a, a.resolver.miss(0, eidBytes('192.0.2.18'), T0), T0);
+  // B answered A, so B remembers A as an ITR that caches its mapping.
+  const smrs = b.responder.solicitMapRequests(T0 + 1000);
+  assert.ok(smrs.length >= 1);
+  assert.ok(smrs.every((s) => s.to === A.rloc && s.port === 4342));
+  const smr = smrs[0]?.bytes ?? new Uint8Array();
+  const decoded = decodeControl(smr);
+  assert.ok(decoded.ok && decoded.value.type === 'map-request' && decoded.value.smr);
+  // A re-resolves with an SMR-invoked Map-Request through its map-resolver (after the per-EID interval).
+  const later = T0 + 5000;
+  const invoked = sends(a.resolver.smr(smr, B.rloc, later));
+  assert.equal(invoked.length, 1);
+  assert.equal(invoked[0]?.to, MR1);
+  const ecm = decodeControl(invoked[0]?.bytes ?? new Uint8Array());
+  assert.ok(ecm.ok && ecm.value.type === 'ecm' && ecm.value.message.type === 'map-request' && ecm.value.message.smrInvoked);
+  // The same SMR from a stranger (not a locator of the cached mapping) is ignored.
+  assert.deepEqual(a.resolver.smr(smr, '198.18.0.66', later + 5000), []);
+  assert.equal(a.resolver.counters.get('smr-ignored'), 1);
+  assert.equal(a.resolver.counters.get('smr-honoured'), 1);
+});

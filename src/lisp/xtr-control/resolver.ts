@@ -24,7 +24,7 @@ import { ip, NO_ADDRESS, withInstanceId, type Address } from '../address.js';
 import { decodeControl, encodeControl } from '../control.js';
 import type { ItrPeer } from '../itr.js';
 import type { Ecm } from '../ecm.js';
-import { formatIpv4, formatIpv6 } from '../ip-text.js';
+import { formatIpv4, formatIpv6, parseIpv4, parseIpv6 } from '../ip-text.js';
 import type { IpHeader } from '../ip-udp.js';
 import { TTL_SECONDS_FLAG, type MapCache, type MapCacheLocator } from '../map-cache.js';
 import type { MapReply } from '../map-reply.js';
@@ -131,6 +131,8 @@ export const RESOLVER_COUNTERS = [
   'probe-reply-without-p',
   'locator-down',
   'locator-up',
+  'smr-honoured',
+  'smr-ignored',
 ] as const;
 export type ResolverCounter = (typeof RESOLVER_COUNTERS)[number];
 
@@ -147,6 +149,8 @@ interface Pending {
   readonly pair: X25519KeyPair | undefined;
   readonly held: Uint8Array[];
   heldBytes: number;
+  /** Sent because the mapping's ETR solicited it (SMR): the request carries s. */
+  readonly smrInvoked: boolean;
 }
 
 interface Outstanding {
@@ -213,7 +217,7 @@ export class Resolver<S> {
    * A map-cache miss for `eid` (4 or 16 bytes) in instance `iid`. `packet`, when given, is copied
    * and held until the request ends (bounded), then handed back by a 'reinject' or 'discard' action.
    */
-  miss(iid: number, eid: Uint8Array, now: number, packet?: Uint8Array): ResolverAction[] {
+  miss(iid: number, eid: Uint8Array, now: number, packet?: Uint8Array, options: { readonly smrInvoked?: boolean } = {}): ResolverAction[] {
     if (eid.length !== 4 && eid.length !== 16) throw new RangeError('an EID is 4 or 16 bytes');
     const family: 4 | 6 = eid.length === 4 ? 4 : 6;
     const text = family === 4 ? formatIpv4(eid) : formatIpv6(eid);
@@ -249,6 +253,7 @@ export class Resolver<S> {
       pair: this.options.encryption ? generateKeyPair(this.options.random) : undefined,
       held: [],
       heldBytes: 0,
+      smrInvoked: options.smrInvoked ?? false,
     };
     const action = this.sendRequest(p, now);
     if (!action) return [];
@@ -256,6 +261,38 @@ export class Resolver<S> {
     this.recent.set(key, now);
     if (packet) this.holdPacket(p, packet);
     return [action];
+  }
+
+  /**
+   * A Solicit-Map-Request (a Map-Request with S) from `from`: an ETR says its mapping changed. It
+   * is honoured only for EIDs whose cached mapping lists `from` among its locators — anyone else
+   * could otherwise make us query at will — and answered with an SMR-invoked (s) Map-Request
+   * through the map-resolver, rate-limited like any other.
+   */
+  smr(bytes: Uint8Array, from: string, now: number): ResolverAction[] {
+    const decoded = decodeControl(bytes);
+    if (!decoded.ok || decoded.value.type !== 'map-request' || !decoded.value.smr) {
+      this.count('smr-ignored');
+      return [];
+    }
+    const out: ResolverAction[] = [];
+    for (const record of decoded.value.records) {
+      let iid = 0;
+      let eid = record.eid;
+      if (eid.afi === 'lcaf' && eid.lcaf.type === 'instance-id') {
+        iid = eid.lcaf.instanceId;
+        eid = eid.lcaf.address;
+      }
+      const bytes = eid.afi === 'ipv4' ? parseIpv4(eid.address) : eid.afi === 'ipv6' ? parseIpv6(eid.address) : undefined;
+      const entry = bytes && this.options.mapCache.lookupAddress(iid, bytes, now);
+      if (!bytes || entry?.kind !== 'positive' || !entry.locators.some((l) => l.address === from)) {
+        this.count('smr-ignored');
+        continue;
+      }
+      this.count('smr-honoured');
+      out.push(...this.miss(iid, bytes, now, undefined, { smrInvoked: true }));
+    }
+    return out;
   }
 
   /** A datagram from the control socket (our control port); only Map-Replies are ours. */
@@ -340,6 +377,7 @@ export class Resolver<S> {
     const signer = this.options.signer;
     const signed = signer !== undefined && signer.instanceId === p.iid && (signer.eid.includes(':') ? 6 : 4) === p.family;
     const bytes = encodeEcmMapRequest({
+      smrInvoked: p.smrInvoked,
       nonce,
       iid: p.iid,
       eid: p.eid,
@@ -655,6 +693,8 @@ export interface EcmMapRequestSpec {
   readonly innerSource: string;
   /** Inner UDP source port: where the Map-Reply comes back. */
   readonly sourcePort: number;
+  /** s: this request answers an SMR (RFC 9301 §6.1); default false. */
+  readonly smrInvoked?: boolean;
 }
 
 /** An ECM (no flags) holding a Map-Request for `spec.eid`, inner UDP to the control port 4342. */
@@ -662,6 +702,7 @@ export function encodeEcmMapRequest(spec: EcmMapRequestSpec): Uint8Array {
   const family = spec.eid.includes(':') ? 6 : 4;
   const request: MapRequest = {
     ...MAP_REQUEST_DEFAULTS,
+    smrInvoked: spec.smrInvoked ?? false,
     nonce: spec.nonce,
     sourceEid: spec.sourceEid,
     itrRlocs: spec.itrRlocs,

@@ -26,7 +26,7 @@ import type { EtrPeer } from '../etr.js';
 import { formatIpv4, formatIpv6, parseIpv4, parseIpv6 } from '../ip-text.js';
 import { LOCATOR_DEFAULTS, EID_RECORD_DEFAULTS, type LocatorRecord } from '../records.js';
 import type { MapReply } from '../map-reply.js';
-import type { MapRequest } from '../map-request.js';
+import { MAP_REQUEST_DEFAULTS, type MapRequest } from '../map-request.js';
 import { prefixCovers, prefixOfEid, type EidPrefix } from '../prefix.js';
 import { generateKeyPair, ipOf, keyedLocator, LocatorOpening, offeredKey, type KeyedLocatorForm, type Random } from './key-exchange.js';
 
@@ -53,7 +53,11 @@ export interface ResponderOptions {
   readonly random: Random;
 }
 
-export type ResponderAction = { readonly kind: 'send'; readonly what: 'map-reply'; readonly to: string; readonly port: number; readonly bytes: Uint8Array };
+export type ResponderAction = { readonly kind: 'send'; readonly what: 'map-reply' | 'smr'; readonly to: string; readonly port: number; readonly bytes: Uint8Array };
+
+/** How many requesting ITRs the responder remembers for SMRs. */
+const MAX_REMEMBERED_REQUESTERS = 4096;
+const LISP_CONTROL_PORT = 4342;
 
 export const RESPONDER_COUNTERS = [
   'map-reply-sent',
@@ -70,6 +74,7 @@ export const RESPONDER_COUNTERS = [
   'key-suite-not-enabled',
   'key-malformed',
   'key-derivation-failed',
+  'smr-sent',
 ] as const;
 export type ResponderCounter = (typeof RESPONDER_COUNTERS)[number];
 
@@ -88,6 +93,8 @@ export class Responder {
   private readonly openings = new Map<string, LocatorOpening>();
   private readonly v4 = new Map<number, LocatorOpening>();
   private readonly v6 = new Map<string, LocatorOpening>();
+  /** ITR-RLOCs we answered, and when: the ITRs that may cache our mapping (for SMRs). */
+  private readonly requesters = new Map<string, number>();
 
   constructor(private readonly options: ResponderOptions) {}
 
@@ -175,6 +182,7 @@ export class Responder {
       this.count('no-itr-rloc');
       return [];
     }
+    this.remember(destination.address, now);
     const first = request.itrRlocs[0];
     const itrAddress = first && ipOf(first)?.address;
     const key = first && itrAddress ? this.keyFor(first, itrAddress, now) : undefined;
@@ -264,6 +272,47 @@ export class Responder {
       if (opening) this.v6.set(key, opening);
       else this.v6.delete(key);
     }
+  }
+
+  private remember(address: string, now: number): void {
+    this.requesters.delete(address);
+    this.requesters.set(address, now);
+    // Bounded: the oldest requester is forgotten first (Map iterates in insertion order).
+    if (this.requesters.size > MAX_REMEMBERED_REQUESTERS) this.requesters.delete(this.requesters.keys().next().value ?? '');
+  }
+
+  /**
+   * Our mappings changed (RFC 9301 §6.1): a Solicit-Map-Request (S) to every ITR that asked us
+   * within the record TTL, naming each of our EID-prefixes, so they re-resolve through the mapping
+   * system. The daemon calls this after a configuration change of its local EIDs or RLOCs.
+   */
+  solicitMapRequests(now: number): ResponderAction[] {
+    const ttlMs = (this.options.ttlMinutes ?? EID_RECORD_DEFAULTS.ttl) * 60_000;
+    const out: ResponderAction[] = [];
+    for (const [address, at] of this.requesters) {
+      if (now - at >= ttlMs) {
+        this.requesters.delete(address);
+        continue;
+      }
+      const family = address.includes(':') ? 6 : 4;
+      const rloc = this.options.rlocs.find((r) => (r.includes(':') ? 6 : 4) === family);
+      if (!rloc) continue;
+      for (const p of this.options.localEids) {
+        const eid: Address = ip(text(p));
+        const nonce = Buffer.from(this.options.random(8)).readBigUInt64BE(0);
+        const smr: MapRequest = {
+          ...MAP_REQUEST_DEFAULTS,
+          smr: true,
+          nonce,
+          sourceEid: p.instanceId === 0 ? eid : withInstanceId(p.instanceId, eid),
+          itrRlocs: [ip(rloc)],
+          records: [{ reserved: 0, eidMaskLength: p.length, eid: p.instanceId === 0 ? eid : withInstanceId(p.instanceId, eid) }],
+        };
+        out.push({ kind: 'send', what: 'smr', to: address, port: LISP_CONTROL_PORT, bytes: encodeControl(smr) });
+        this.count('smr-sent');
+      }
+    }
+    return out;
   }
 
   private count(c: ResponderCounter): void {

@@ -125,6 +125,13 @@ export class XtrControlPlane {
         if (this.resolver) this.act(this.resolver.receive(bytes, now));
         return;
       case MESSAGE_TYPE.mapRequest:
+        // S (Solicit-Map-Request, byte 0 bit 0x01): an ETR asks us, as an ITR, to re-resolve.
+        if (((bytes[0] ?? 0) & 0x01) !== 0) {
+          if (this.resolver) this.act(this.resolver.smr(bytes, address, now));
+          return;
+        }
+        this.act(this.responder.receive(bytes, { address, port }, now));
+        return;
       case MESSAGE_TYPE.ecm:
         this.act(this.responder.receive(bytes, { address, port }, now));
         return;
@@ -156,6 +163,14 @@ export class XtrControlPlane {
       this.timer = setTimeout(() => this.tick(), Math.max(0, Math.min(...deadlines) - Date.now()));
       this.timer.unref();
     }
+  }
+
+  /**
+   * Our local mappings changed: SMRs to the ITRs that cached them (the registrar registers the
+   * difference through its configChanged). The configuration reload is to call this.
+   */
+  localMappingsChanged(): void {
+    this.act(this.responder.solicitMapRequests(Date.now()));
   }
 
   private tick(): void {
