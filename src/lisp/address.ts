@@ -234,7 +234,9 @@ function readNatLcaf(r: ByteReader, length: number, headerAt: number, quirks: Qu
       strictError = error;
     }
   }
-  if (length !== 16) throw strictError ?? new DecodeError('truncated', r.offset, `NAT-Traversal LCAF needs ${length} bytes, ${r.remaining} left`);
+  // The fallback is for a body longer than the 16 bytes lispers.net declares, never for a
+  // message cut short before them.
+  if (length !== 16 || strictError === undefined) throw strictError ?? new DecodeError('truncated', r.offset, `NAT-Traversal LCAF needs ${length} bytes, ${r.remaining} left`);
   const body = r.until(r.limit);
   const value = readNatBody(body, quirks, depth);
   quirks.push({ quirk: 'nat-lcaf-length', offset: headerAt });
