@@ -12,6 +12,7 @@
 import { createECDH, createHmac, createPrivateKey, createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
 import { deriveCryptoEid, eidSignatureInput, mapRequestSignatureInput, registrationSigningInput, type EidText } from '../src/crypto/index.js';
 import {
+  ECM_DEFAULTS,
   authFields,
   EID_RECORD_DEFAULTS,
   encodeControl,
@@ -180,14 +181,7 @@ function signedRegister(c: CryptoEid, nonce: bigint, timestamp: number): Uint8Ar
 
 function ecm(message: MapRequest, ipHeader: IpHeader): Uint8Array {
   const m: Ecm<MapRequest> = {
-    type: 'ecm',
-    security: false,
-    ddt: false,
-    toEtr: false,
-    toMapServer: false,
-    rtrProcess: false,
-    relayedByRtr: false,
-    reservedFlags: 0,
+    ...ECM_DEFAULTS,
     ip: ipHeader,
     udp: { sourcePort: 61_000, destinationPort: 4342, checksum: 'computed' },
     message,

@@ -11,6 +11,7 @@ import { test } from 'node:test';
 import { promisify } from 'node:util';
 import { deriveCryptoEid, generateP256KeyPair, publicKeyJsonValue, signEid, signMapRequest, type P256KeyPair } from '../src/crypto/index.js';
 import {
+  ECM_DEFAULTS,
   ACTION,
   authFields,
   decodeControl,
@@ -210,14 +211,7 @@ function ecm(message: MapRequest, target: string, o: RequestOptions = {}): Ecm<M
     ? { version: 6, trafficClass: 0, flowLabel: 0, hopLimit: 64, source: o.signedBy ? eidOf(o.signedBy.source ?? o.signedBy.key) : 'fd00::1', destination: target }
     : { version: 4, tos: 0, identification: 0, dontFragment: false, ttl: 128, source: '192.0.2.200', destination: target };
   return {
-    type: 'ecm',
-    security: false,
-    ddt: false,
-    toEtr: false,
-    toMapServer: false,
-    rtrProcess: false,
-    relayedByRtr: false,
-    reservedFlags: 0,
+    ...ECM_DEFAULTS,
     ip: ipHeader,
     udp: { sourcePort: ITR_PORT, destinationPort: 4342, checksum: 'computed' },
     message,

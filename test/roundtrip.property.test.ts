@@ -9,6 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import {
+  ECM_DEFAULTS,
   AUTH_DATA_OFFSET,
   DecodeError,
   authFields,
@@ -400,14 +401,7 @@ test('regression: an LCAF body over 65535 bytes is a RangeError, not a wrapped L
 
 test('regression: an IPv4 ECM whose datagram exceeds 65535 bytes is a RangeError, not wrapped lengths', () => {
   const m: ControlMessage = {
-    type: 'ecm',
-    security: false,
-    ddt: false,
-    toEtr: false,
-    toMapServer: false,
-    rtrProcess: false,
-    relayedByRtr: false,
-    reservedFlags: 0,
+    ...ECM_DEFAULTS,
     ip: { version: 4, tos: 0, identification: 0, dontFragment: false, ttl: 64, source: '192.0.2.1', destination: '192.0.2.2' },
     udp: { sourcePort: 4342, destinationPort: 4342, checksum: 'zero' },
     message: { type: 'map-reply', probe: false, echoNonceCapable: false, security: false, reservedFlags: 0, nonce: 1n, records: [], trailer: new Uint8Array(65520) },
@@ -436,14 +430,7 @@ test('regression: values wider than their sub-field are a RangeError, not folded
   const record: EidRecord = { ttl: 1, action: 0, authoritative: false, reserved: 0, reservedHigh: 0, mapVersion: 0, eidMaskLength: 0, eid: NONE, locators: [] };
   const locator: LocatorRecord = { priority: 1, weight: 1, multicastPriority: 1, multicastWeight: 1, local: false, probed: false, reachable: false, unusedFlags: 0, locator: NONE };
   const ecm = (ip: Record<string, number>, udp: Record<string, number> = {}): ControlMessage => ({
-    type: 'ecm',
-    security: false,
-    ddt: false,
-    toEtr: false,
-    toMapServer: false,
-    rtrProcess: false,
-    relayedByRtr: false,
-    reservedFlags: 0,
+    ...ECM_DEFAULTS,
     ip:
       'trafficClass' in ip || 'flowLabel' in ip || 'hopLimit' in ip
         ? { version: 6, trafficClass: 0, flowLabel: 0, hopLimit: 64, source: '2001:db8::1', destination: '2001:db8::2', ...ip }

@@ -33,6 +33,18 @@ export interface Ecm<Inner> {
   readonly trailer?: Uint8Array;
 }
 
+/** An ECM with no flag set: spread it and add ip, udp and message. */
+export const ECM_DEFAULTS = {
+  type: 'ecm',
+  security: false,
+  ddt: false,
+  toEtr: false,
+  toMapServer: false,
+  rtrProcess: false,
+  relayedByRtr: false,
+  reservedFlags: 0,
+} as const;
+
 /** `readInner` decodes the encapsulated message; passed in so ECM does not depend on the dispatcher. */
 export function readEcm<Inner>(r: ByteReader, quirks: Quirk[], readInner: (r: ByteReader) => Inner): Ecm<Inner> {
   const word0 = r.u32('ECM header');

@@ -19,3 +19,4 @@ export * from './prefix.js';
 export * from './records.js';
 export * from './xtr-identity.js';
 export * from './describe.js';
+export { ECM_DEFAULTS } from './ecm.js';

@@ -23,7 +23,7 @@ import type { DataPlaneKeys, X25519KeyPair } from '../../crypto/x25519-kdf.js';
 import { ip, NO_ADDRESS, withInstanceId, type Address } from '../address.js';
 import { decodeControl, encodeControl } from '../control.js';
 import type { ItrPeer } from '../itr.js';
-import type { Ecm } from '../ecm.js';
+import { ECM_DEFAULTS, type Ecm } from '../ecm.js';
 import { formatIpv4, formatIpv6, parseIpv4, parseIpv6 } from '../ip-text.js';
 import type { IpHeader } from '../ip-udp.js';
 import { TTL_SECONDS_FLAG, type MapCache, type MapCacheLocator } from '../map-cache.js';
@@ -713,14 +713,7 @@ export function encodeEcmMapRequest(spec: EcmMapRequestSpec): Uint8Array {
       ? { version: 4, tos: 0, identification: 0, dontFragment: false, ttl: 64, source: spec.innerSource, destination: spec.eid }
       : { version: 6, trafficClass: 0, flowLabel: 0, hopLimit: 64, source: spec.innerSource, destination: spec.eid };
   const ecm: Ecm<MapRequest> = {
-    type: 'ecm',
-    security: false,
-    ddt: false,
-    toEtr: false,
-    toMapServer: false,
-    rtrProcess: false,
-    relayedByRtr: false,
-    reservedFlags: 0,
+    ...ECM_DEFAULTS,
     ip: ipHeader,
     udp: { sourcePort: spec.sourcePort, destinationPort: LISP_CONTROL_PORT, checksum: 'computed' },
     message: request,
