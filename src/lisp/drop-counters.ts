@@ -1,5 +1,6 @@
 // Every packet the data plane does not forward is counted under a named reason. The names are
 // the counters' names in status output and metrics; the hot path increments a typed array slot.
+import { NamedCounters } from './named-counters.js';
 
 export const DROP_REASONS = [
   // ITR: TUN -> UDP
@@ -38,30 +39,9 @@ export const DROP_REASONS = [
 
 export type DropReason = (typeof DROP_REASONS)[number];
 
-const INDEX = Object.fromEntries(DROP_REASONS.map((r, i) => [r, i])) as Readonly<Record<DropReason, number>>;
-
-export class DropCounters {
-  private readonly counts = new Float64Array(DROP_REASONS.length);
-
-  add(reason: DropReason, n = 1): void {
-    this.counts[INDEX[reason]] = (this.counts[INDEX[reason]] ?? 0) + n;
-  }
-
-  get(reason: DropReason): number {
-    return this.counts[INDEX[reason]] ?? 0;
-  }
-
-  total(): number {
-    return this.counts.reduce((a, b) => a + b, 0);
-  }
-
-  /** The non-zero counters by name. */
-  snapshot(): Partial<Record<DropReason, number>> {
-    const out: Partial<Record<DropReason, number>> = {};
-    DROP_REASONS.forEach((r, i) => {
-      const n = this.counts[i] ?? 0;
-      if (n > 0) out[r] = n;
-    });
-    return out;
+/** The data plane's drop counters, one per reason. */
+export class DropCounters extends NamedCounters<DropReason> {
+  constructor() {
+    super(DROP_REASONS);
   }
 }

@@ -51,6 +51,7 @@ import {
   type ResolvedConfig,
   type SiteConfig,
 } from './site.js';
+import { NamedCounters } from '../named-counters.js';
 
 /** Why a whole Map-Register was dropped. */
 export const REGISTER_DROP_REASONS = [
@@ -104,31 +105,11 @@ export type RecordRefusal = (typeof RECORD_REFUSALS)[number];
 export type RegisterCounterName = RegisterDropReason | RecordRefusal;
 
 const COUNTER_NAMES: readonly RegisterCounterName[] = [...REGISTER_DROP_REASONS, ...RECORD_REFUSALS];
-const COUNTER_INDEX = Object.fromEntries(COUNTER_NAMES.map((r, i) => [r, i])) as Readonly<Record<RegisterCounterName, number>>;
 
-export class RegisterCounters {
-  private readonly counts = new Float64Array(COUNTER_NAMES.length);
-
-  add(reason: RegisterCounterName, n = 1): void {
-    this.counts[COUNTER_INDEX[reason]] = (this.counts[COUNTER_INDEX[reason]] ?? 0) + n;
-  }
-
-  get(reason: RegisterCounterName): number {
-    return this.counts[COUNTER_INDEX[reason]] ?? 0;
-  }
-
-  total(): number {
-    return this.counts.reduce((a, b) => a + b, 0);
-  }
-
-  /** The non-zero counters by name. */
-  snapshot(): Partial<Record<RegisterCounterName, number>> {
-    const out: Partial<Record<RegisterCounterName, number>> = {};
-    COUNTER_NAMES.forEach((name, i) => {
-      const n = this.counts[i] ?? 0;
-      if (n > 0) out[name] = n;
-    });
-    return out;
+/** RegisterCounters: one counter per name. */
+export class RegisterCounters extends NamedCounters<RegisterCounterName> {
+  constructor() {
+    super(COUNTER_NAMES);
   }
 }
 

@@ -44,6 +44,7 @@ import { ACTION, type Action, type EidRecord, type LocatorRecord } from '../reco
 import { authenticateRequester, checkLookup, isAllowAll, policyFor, SIGNATURE_FAILURES, type LookupVerdict, type Requester, type SignatureFailure } from './lookup-policy.js';
 import type { Endpoint, PrefixRegistration, RegistrationStore } from './registrations.js';
 import { cryptoPrefixOverlapping, type AllowedPrefix, type ResolvedConfig, type SiteConfig } from './site.js';
+import { NamedCounters } from '../named-counters.js';
 
 export const LISP_CONTROL_PORT = 4342;
 
@@ -83,27 +84,11 @@ export type NegativeKind = Extract<RequestReplyKind, `negative-${string}`>;
 export type RequestCounterName = RequestDropReason | RequestReplyKind | SignatureFailure | 'signature-valid';
 
 const COUNTER_NAMES: readonly RequestCounterName[] = [...REQUEST_DROP_REASONS, ...REQUEST_REPLY_KINDS, ...SIGNATURE_FAILURES, 'signature-valid'];
-const COUNTER_INDEX = Object.fromEntries(COUNTER_NAMES.map((r, i) => [r, i])) as Readonly<Record<RequestCounterName, number>>;
 
-export class RequestCounters {
-  private readonly counts = new Float64Array(COUNTER_NAMES.length);
-
-  add(name: RequestCounterName, n = 1): void {
-    this.counts[COUNTER_INDEX[name]] = (this.counts[COUNTER_INDEX[name]] ?? 0) + n;
-  }
-
-  get(name: RequestCounterName): number {
-    return this.counts[COUNTER_INDEX[name]] ?? 0;
-  }
-
-  /** The non-zero counters by name. */
-  snapshot(): Partial<Record<RequestCounterName, number>> {
-    const out: Partial<Record<RequestCounterName, number>> = {};
-    COUNTER_NAMES.forEach((name, i) => {
-      const n = this.counts[i] ?? 0;
-      if (n > 0) out[name] = n;
-    });
-    return out;
+/** RequestCounters: one counter per name. */
+export class RequestCounters extends NamedCounters<RequestCounterName> {
+  constructor() {
+    super(COUNTER_NAMES);
   }
 }
 
