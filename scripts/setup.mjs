@@ -10,10 +10,12 @@ import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 
-// Debian packages each purpose needs; `tshark` is the wire-format oracle of the test suite.
+// Debian packages each purpose needs; `tshark` is the wire-format oracle of the test suite,
+// swtpm + tpm2-tools the software TPM behind the identity tests, protoc the protobuf oracle.
+const tpm = ['swtpm', 'swtpm-tools', 'tpm2-tools'];
 const debianPackages = {
-  test: ['tshark', 'openssl', 'iproute2', 'iputils-ping', 'iperf3'],
-  demo: ['iproute2', 'iputils-ping', 'iperf3'],
+  test: ['tshark', 'openssl', 'iproute2', 'iputils-ping', 'iperf3', 'protobuf-compiler', ...tpm],
+  demo: ['iproute2', 'iputils-ping', 'iperf3', 'openssl', ...tpm],
   bench: ['iproute2', 'iputils-ping', 'iperf3'],
 };
 
