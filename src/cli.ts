@@ -16,6 +16,7 @@ import { dataKeyPublic, newDataKey } from './node/xtr/data-key.js';
 import { XtrNode } from './node/xtr/xtr-node.js';
 import { lispPackets } from './node/lisp-capture.js';
 import { readCapture } from './node/pcap-file.js';
+import { addControlCommands } from './control-cli.js';
 
 const packageJson = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -213,6 +214,8 @@ program
       throw error;
     }
   });
+
+addControlCommands(program);
 
 program
   .command('version')
