@@ -153,7 +153,7 @@ export class ControllerApi {
       case 'conflict':
         return refuse(409, `register: serial ${message.serial} already has another device certificate (clear it with 'lispnode controller device clear' to re-onboard)`);
       case 'rollback':
-        return refuse(409, `register: serial ${message.serial}: this device certificate is no newer than one retired at re-onboarding`);
+        return refuse(409, `register: serial ${message.serial}: this device certificate was retired at re-onboarding, or is older than the retired one`);
       case 'unknown':
         return refuse(403, `register: no pre-registered device with this onboarding certificate and serial ${message.serial}`);
     }

@@ -19,11 +19,20 @@ export class ControllerServer {
     readonly api: ControllerApi,
   ) {}
 
-  static async start(options: { readonly dir: string; readonly host: string; readonly port: number; readonly log: Logger }): Promise<ControllerServer> {
+  static start(options: { readonly dir: string; readonly host: string; readonly port: number; readonly log: Logger }): Promise<ControllerServer> {
     const material = loadControllerDir(options.dir);
     const store = new ControllerStore(material.databaseFile);
-    const api = new ControllerApi(store, material.keys, options.log);
-    const server = createServer({ cert: material.tls.certPem, key: material.tls.keyPem, minVersion: 'TLSv1.2' }, (request, response) => {
+    return ControllerServer.serve(new ControllerApi(store, material.keys, options.log), store, material.tls, options);
+  }
+
+  /** Serves a given API (the tests give it a misbehaving one, to check the node's side). */
+  static async serve(
+    api: ControllerApi,
+    store: ControllerStore,
+    tls: { readonly certPem: string; readonly keyPem: string },
+    options: { readonly host: string; readonly port: number; readonly log: Logger },
+  ): Promise<ControllerServer> {
+    const server = createServer({ cert: tls.certPem, key: tls.keyPem, minVersion: 'TLSv1.2' }, (request, response) => {
       void serve(api, options.log, request, response);
     });
     await new Promise<void>((resolve, reject) => {

@@ -44,6 +44,7 @@ CREATE TABLE IF NOT EXISTS devices (
   retired_not_before INTEGER NOT NULL DEFAULT 0,
   UNIQUE (onboard_cert_hash, serial)
 );
+CREATE TABLE IF NOT EXISTS retired_certs (device_uuid TEXT NOT NULL, cert_hash BLOB NOT NULL, PRIMARY KEY (device_uuid, cert_hash));
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 `;
 
@@ -61,7 +62,7 @@ function toRecord(row: DeviceRow): DeviceRecord {
 }
 
 /**
- * `rollback`: the certificate is no newer than one this device already retired (re-onboarding),
+ * `rollback`: the certificate is one this device already retired (re-onboarding), or older,
  * so a stolen old identity cannot register again.
  */
 export type RegisterOutcome = 'registered' | 'repeated' | 'conflict' | 'rollback' | 'unknown';
@@ -118,7 +119,10 @@ export class ControllerStore {
       const row = this.db.prepare('SELECT * FROM devices WHERE onboard_cert_hash = ? AND serial = ?').get(Buffer.from(onboardCertHash), serial) as DeviceRow | undefined;
       if (!row) return 'unknown';
       if (row.device_cert_hash) return Buffer.from(deviceCertHash).equals(row.device_cert_hash) ? 'repeated' : 'conflict';
-      if (device.notBefore.getTime() <= row.retired_not_before) return 'rollback';
+      // X.509 times have one-second resolution: an equal NotBefore is a re-onboarding in the same
+      // second, unless it is the retired certificate itself.
+      const retired = this.db.prepare('SELECT 1 FROM retired_certs WHERE device_uuid = ? AND cert_hash = ?').get(row.uuid, Buffer.from(deviceCertHash));
+      if (device.notBefore.getTime() < row.retired_not_before || retired !== undefined) return 'rollback';
       this.db.prepare('UPDATE devices SET device_cert_pem = ?, device_cert_hash = ? WHERE uuid = ?').run(deviceCertPem, Buffer.from(deviceCertHash), row.uuid);
       return 'registered';
     })();
@@ -126,14 +130,17 @@ export class ControllerStore {
 
   /**
    * Forgets a device's registered certificate, so that a re-onboarded node can register again;
-   * remembers its NotBefore so that this certificate, or an older one, never can.
+   * remembers it and its NotBefore so that neither it nor an older one ever can.
    */
   clearRegistration(uuid: string, retiredNotBefore: Date | undefined): boolean {
-    return (
-      this.db
-        .prepare('UPDATE devices SET device_cert_pem = NULL, device_cert_hash = NULL, retired_not_before = MAX(retired_not_before, ?) WHERE uuid = ?')
-        .run(retiredNotBefore?.getTime() ?? 0, uuid).changes === 1
-    );
+    return this.db.transaction(() => {
+      this.db.prepare('INSERT OR IGNORE INTO retired_certs (device_uuid, cert_hash) SELECT uuid, device_cert_hash FROM devices WHERE uuid = ? AND device_cert_hash IS NOT NULL').run(uuid);
+      return (
+        this.db
+          .prepare('UPDATE devices SET device_cert_pem = NULL, device_cert_hash = NULL, retired_not_before = MAX(retired_not_before, ?) WHERE uuid = ?')
+          .run(retiredNotBefore?.getTime() ?? 0, uuid).changes === 1
+      );
+    })();
   }
 
   setMesh(uuid: string, meshJson: string): boolean {
