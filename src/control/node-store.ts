@@ -23,14 +23,15 @@ export function identityDir(config: NodeConfig): string {
   return join(config.stateDir, IDENTITY_SUBDIR);
 }
 
-function fileStore(config: NodeConfig, degraded: string): NodeStore {
+function fileStore(config: NodeConfig, degraded: string, log: Logger): NodeStore {
+  log.log('warn', 'NO TPM: device keys are PEM files, no attestation quotes, no vault encryption', { reason: degraded });
   return { keys: new FileKeyStore(join(identityDir(config), 'keys')), counter: new FileVersionCounter(join(config.stateDir, 'bundle-counter')), tpm: undefined, degraded };
 }
 
 export async function openNodeStore(config: NodeConfig, log: Logger): Promise<NodeStore> {
   const dir = identityDir(config);
   const existing = DeviceIdentity.exists(dir) ? DeviceIdentity.storeKind(dir) : undefined;
-  if (config.tpm.mode === 'none' && existing !== 'tpm') return fileStore(config, 'tpm.mode is none');
+  if (config.tpm.mode === 'none' && existing !== 'tpm') return fileStore(config, 'tpm.mode is none', log);
   try {
     const tpm = await Tpm.open(config.tpm.tcti);
     return { keys: new TpmKeyStore(tpm), counter: new TpmVersionCounter(tpm), tpm, degraded: undefined };
@@ -39,8 +40,6 @@ export async function openNodeStore(config: NodeConfig, log: Logger): Promise<No
       const why = existing === 'tpm' ? 'this identity lives in the TPM' : `tpm.mode is ${config.tpm.mode}`;
       throw new Error(`the TPM at ${config.tpm.tcti} is not usable and ${why}: ${(error as Error).message}`, { cause: error });
     }
-    const degraded = `no TPM at ${config.tpm.tcti} (${(error as Error).message})`;
-    log.log('warn', 'NO TPM: device keys are PEM files, no attestation quotes, no vault encryption', { reason: degraded });
-    return fileStore(config, degraded);
+    return fileStore(config, `no TPM at ${config.tpm.tcti} (${(error as Error).message})`, log);
   }
 }

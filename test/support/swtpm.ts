@@ -32,12 +32,16 @@ export function swtpmMissing(): string | undefined {
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
-export async function startSwtpm(): Promise<SwtpmHandle> {
+/**
+ * With `namespace`, swtpm runs inside that network namespace (its loopback must be up), for a
+ * node process running there; the TCTI is then only reachable from inside it.
+ */
+export async function startSwtpm(options: { readonly namespace?: string } = {}): Promise<SwtpmHandle> {
   const stateDir = await mkdtemp(join(tmpdir(), 'lispnode-swtpm-'));
   try {
     for (let attempt = 0; attempt < 8; attempt++) {
       const port = 20000 + 2 * Math.floor(Math.random() * 19999); // port and port+1 within 20000-60000
-      const handle = await launch(stateDir, port);
+      const handle = await launch(stateDir, port, options.namespace);
       if (handle) return handle;
     }
     throw new Error('swtpm: no free port pair found in 8 attempts');
@@ -48,16 +52,18 @@ export async function startSwtpm(): Promise<SwtpmHandle> {
 }
 
 /** Starts swtpm on `port`/`port+1`; undefined if a port was taken (the caller picks others). */
-async function launch(stateDir: string, port: number): Promise<SwtpmHandle | undefined> {
+async function launch(stateDir: string, port: number, namespace: string | undefined): Promise<SwtpmHandle | undefined> {
   const pidFile = join(stateDir, 'swtpm.pid');
+  // `ip netns exec` execs the command, so the child's pid stays swtpm's own.
+  const where = (command: string, args: string[]): [string, string[]] => (namespace ? ['ip', ['netns', 'exec', namespace, command, ...args]] : [command, args]);
   const child = spawn(
-    'swtpm',
-    ['socket', '--tpm2',
+    ...where('swtpm', [
+      'socket', '--tpm2',
       '--server', `type=tcp,port=${port},bindaddr=127.0.0.1`,
       '--ctrl', `type=tcp,port=${port + 1},bindaddr=127.0.0.1`,
       '--tpmstate', `dir=${stateDir}`,
       '--flags', 'not-need-init,startup-clear',
-      '--pid', `file=${pidFile}`],
+      '--pid', `file=${pidFile}`]),
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );
   let stderr = '';
@@ -101,7 +107,7 @@ async function launch(stateDir: string, port: number): Promise<SwtpmHandle | und
   // Listening is not answering: wait for a command to go through.
   for (;;) {
     try {
-      await run('tpm2_getrandom', ['--hex', '1'], { env });
+      await run(...where('tpm2_getrandom', ['--hex', '1']), { env });
       break;
     } catch (error) {
       if (Date.now() > deadline) {
@@ -117,8 +123,8 @@ async function launch(stateDir: string, port: number): Promise<SwtpmHandle | und
     stateDir,
     port,
     reboot: async () => {
-      await run('swtpm_ioctl', ['--tcp', `127.0.0.1:${port + 1}`, '-i']);
-      await run('tpm2_startup', ['-c'], { env });
+      await run(...where('swtpm_ioctl', ['--tcp', `127.0.0.1:${port + 1}`, '-i']));
+      await run(...where('tpm2_startup', ['-c']), { env });
     },
     stop: async () => {
       await stop();
