@@ -17,7 +17,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file lispnode/bundle.proto.
  */
 export const file_lispnode_bundle: GenFile = /*@__PURE__*/
-  fileDesc("ChVsaXNwbm9kZS9idW5kbGUucHJvdG8SCGxpc3Bub2RlIsUBCgxDb25maWdCdW5kbGUSDwoHdmVyc2lvbhgBIAEoBBITCgtkZXZpY2VfdXVpZBgCIAEoCRI/ChBjb250cm9sbGVyX2NlcnRzGAMgASgLMiUub3JnLmxmZWRnZS5ldmUuY2VydHMuWkNvbnRyb2xsZXJDZXJ0EjUKBmNvbmZpZxgEIAEoCzIlLm9yZy5sZmVkZ2UuZXZlLmNvbmZpZy5Db25maWdSZXNwb25zZRIXCg9jcmVhdGVkX3VuaXhfbXMYBSABKAQipQEKEUF0dGVzdGF0aW9uVGlja2V0EhMKC2RldmljZV91dWlkGAEgASgJEhgKEGRldmljZV9jZXJ0X2hhc2gYAiABKAwSFAoMaW5zdGFuY2VfaWRzGAMgAygNEhQKDGVpZF9wcmVmaXhlcxgEIAMoCRIaChJub3RfYmVmb3JlX3VuaXhfbXMYBSABKAQSGQoRbm90X2FmdGVyX3VuaXhfbXMYBiABKARiBnByb3RvMw", [file_certs_certs, file_config_devconfig]);
+  fileDesc("ChVsaXNwbm9kZS9idW5kbGUucHJvdG8SCGxpc3Bub2RlIsUBCgxDb25maWdCdW5kbGUSDwoHdmVyc2lvbhgBIAEoBBITCgtkZXZpY2VfdXVpZBgCIAEoCRI/ChBjb250cm9sbGVyX2NlcnRzGAMgASgLMiUub3JnLmxmZWRnZS5ldmUuY2VydHMuWkNvbnRyb2xsZXJDZXJ0EjUKBmNvbmZpZxgEIAEoCzIlLm9yZy5sZmVkZ2UuZXZlLmNvbmZpZy5Db25maWdSZXNwb25zZRIXCg9jcmVhdGVkX3VuaXhfbXMYBSABKAQipQEKEUF0dGVzdGF0aW9uVGlja2V0EhMKC2RldmljZV91dWlkGAEgASgJEhgKEGRldmljZV9jZXJ0X2hhc2gYAiABKAwSFAoMaW5zdGFuY2VfaWRzGAMgAygNEhQKDGVpZF9wcmVmaXhlcxgEIAMoCRIaChJub3RfYmVmb3JlX3VuaXhfbXMYBSABKAQSGQoRbm90X2FmdGVyX3VuaXhfbXMYBiABKAQiQQoYQXR0ZXN0YXRpb25UaWNrZXRSZXF1ZXN0EhcKD2ludGVncml0eV90b2tlbhgBIAEoDBIMCgRlaWRzGAIgAygJYgZwcm90bzM", [file_certs_certs, file_config_devconfig]);
 
 /**
  * A side-channel config bundle: everything a node needs to run without reaching the controller
@@ -61,8 +61,10 @@ export const ConfigBundleSchema: GenMessage<ConfigBundle> = /*@__PURE__*/
   messageDesc(file_lispnode_bundle, 0);
 
 /**
- * What a successful attestation vouches for, for one device (reserved for a later issue; its
- * semantics are not settled here).
+ * What a successful attestation vouches for: this device, attested, may register these EIDs
+ * (each "[iid]eid/128") until not_after. The controller issues it inside an auth.AuthContainer
+ * signed by its SIGNING cert; the node carries that container in its Map-Registers and a
+ * map-server that trusts the signing cert admits the EIDs only while the ticket is valid.
  *
  * @generated from message lispnode.AttestationTicket
  */
@@ -106,4 +108,31 @@ export type AttestationTicket = Message<"lispnode.AttestationTicket"> & {
  */
 export const AttestationTicketSchema: GenMessage<AttestationTicket> = /*@__PURE__*/
   messageDesc(file_lispnode_bundle, 1);
+
+/**
+ * The node's request for a ticket (POST /api/v2/edgedevice/id/<uuid>/ext/attestation-ticket,
+ * inside an AuthContainer signed by the device key): the integrity token of its current
+ * attestation and the crypto-EIDs it wants admitted ("[iid]eid", each the EID of an ECO key it
+ * holds on a mesh instance of its config).
+ *
+ * @generated from message lispnode.AttestationTicketRequest
+ */
+export type AttestationTicketRequest = Message<"lispnode.AttestationTicketRequest"> & {
+  /**
+   * @generated from field: bytes integrity_token = 1;
+   */
+  integrityToken: Uint8Array;
+
+  /**
+   * @generated from field: repeated string eids = 2;
+   */
+  eids: string[];
+};
+
+/**
+ * Describes the message lispnode.AttestationTicketRequest.
+ * Use `create(AttestationTicketRequestSchema)` to create a new message.
+ */
+export const AttestationTicketRequestSchema: GenMessage<AttestationTicketRequest> = /*@__PURE__*/
+  messageDesc(file_lispnode_bundle, 2);
 
