@@ -8,7 +8,7 @@ import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { isIP } from 'node:net';
 import { create, fromBinary, toBinary, type DescMessage, type MessageShape } from '@bufbuild/protobuf';
-import { controllerCertHash, deviceCertHash, knownControllerCert, certResolver } from './cert-hash.js';
+import { deviceCertHash, knownControllerCert, certResolver } from './cert-hash.js';
 import { openEnvelope, sealEnvelope, unwrapUnverified } from './envelope.js';
 import { base64Pem } from './pem-base64.js';
 import {
@@ -17,9 +17,14 @@ import {
   HashAlgorithm,
   UuidRequestSchema,
   UuidResponseSchema,
+  ZAttestReqSchema,
+  ZAttestResponseSchema,
   ZControllerCertSchema,
   ZRegisterMsgSchema,
+  AttestationTicketRequestSchema,
   type ConfigResponse,
+  type ZAttestReq,
+  type ZAttestResponse,
 } from './proto/index.js';
 import type { P256Signer } from './signer.js';
 import { verifyControllerCertSet, type VerifiedCert } from './x509/verify.js';
@@ -170,8 +175,27 @@ export class ControllerClient {
     return config;
   }
 
-  /** The hash a signed controller envelope must carry (for tests and diagnostics). */
-  static signingHash(signingCertPem: string): Uint8Array {
-    return controllerCertHash(signingCertPem);
+  /** POST /id/<uuid>/attest: one step of the attestation exchange, the response verified. */
+  async attest(device: RequestSigner, uuid: string, request: ZAttestReq): Promise<ZAttestResponse> {
+    const response = await this.signedPost(`id/${uuid}/attest`, toBinary(ZAttestReqSchema, request), device);
+    if (response.status < 200 || response.status > 299) {
+      throw new ControllerError('status', `/attest answered ${response.status}: ${Buffer.from(response.body).toString('utf8') || 'no reason given'}`, response.status);
+    }
+    return decode(ZAttestResponseSchema, await this.verified(response.body, '/attest'), '/attest');
+  }
+
+  /**
+   * POST /id/<uuid>/ext/attestation-ticket (lispnode's extension): the signed ticket for these
+   * crypto-EIDs, as the controller's envelope bytes — verified here, then carried unchanged to
+   * the map-servers.
+   */
+  async attestationTicket(device: RequestSigner, uuid: string, integrityToken: Uint8Array, eids: readonly string[]): Promise<Uint8Array> {
+    const request = create(AttestationTicketRequestSchema, { integrityToken, eids: [...eids] });
+    const response = await this.signedPost(`id/${uuid}/ext/attestation-ticket`, toBinary(AttestationTicketRequestSchema, request), device);
+    if (response.status !== 200) {
+      throw new ControllerError('status', `attestation ticket: answered ${response.status}: ${Buffer.from(response.body).toString('utf8') || 'no reason given'}`, response.status);
+    }
+    await this.verified(response.body, 'attestation ticket');
+    return response.body;
   }
 }
