@@ -2,19 +2,23 @@
 // lispnode <command>: the operator's entry point. Commands stay thin: they read files and
 // arguments, call the pure modules, and print.
 import { readFileSync } from 'node:fs';
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 import { hasDecodeError, packetJson, packetLine } from './node/decode-listing.js';
 import { runDemo } from './node/demo.js';
 import { CommandError, eidDerive, eidNew, eidSign, eidVerify, type EidOptions } from './node/eid-command.js';
-import { ConfigError } from './node/config/config-error.js';
+import type { DaemonRole, OperationsConfig } from './node/config/operations-config.js';
 import { loadMapServerConfig } from './node/config/map-server-config.js';
 import { loadXtrConfig } from './node/config/xtr-config.js';
 import { MapServerNode } from './node/map-server/map-server-node.js';
-import { createLogger } from './node/log.js';
+import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from './node/log.js';
+import { DaemonStartError, runDaemon, type DaemonSpec } from './node/ops/daemon-runner.js';
+import { runStatus, type StatusCommandOptions } from './node/ops/status-command.js';
 import { parseLig, runLig, type LigOptions } from './node/lig.js';
 import { dataKeyPublic, newDataKey } from './node/xtr/data-key.js';
 import { XtrNode } from './node/xtr/xtr-node.js';
 import { lispPackets } from './node/lisp-capture.js';
+import { runReplay, type ReplayCommandOptions } from './node/ops/replay-command.js';
+import { runCaptureCommand, type CaptureCommandOptions } from './node/ops/capture-command.js';
 import { readCapture } from './node/pcap-file.js';
 import { addControlCommands } from './control-cli.js';
 
@@ -52,6 +56,60 @@ program
     const packets = lispPackets(capture.packets);
     for (const p of packets) print(options.json ? packetJson(p) : packetLine(p));
     if (packets.some(hasDecodeError)) process.exitCode = 1;
+  });
+
+program
+  .command('capture')
+  .description("write a pcap of the LISP packets a running xTR sends and receives on its underlay, and with --decrypted a second pcap of the inner packets in clear (asks the daemon over its capture socket)")
+  .requiredOption('-w, --write <file>', 'the underlay pcap (LINKTYPE_RAW; mode 0600)')
+  .option('--decrypted <file>', 'also write the decrypted inner packets here: SENSITIVE (the name must contain "decrypted"; mode 0600; never overwritten)')
+  .option('--count <n>', 'stop after this many underlay packets')
+  .option('--duration <seconds>', 'stop after this long')
+  .option('--config <file>', "the daemon's config file: its capture socket is /run/lispnode/xtr-<file name>.capture.sock")
+  .option('--name <name>', "the daemon's config name (xtr-<name>.capture.sock)")
+  .option('--socket <path>', 'the capture socket itself')
+  .addHelpText('after', '\nWithout --count or --duration, Ctrl-C stops. Without --config, --name or --socket, the only capture socket in /run/lispnode (LISPNODE_RUN_DIR) is used.\nExit status: 0 when the capture ran, 2 on usage errors or when the daemon cannot be reached.')
+  .action(async (o: CaptureCommandOptions) => {
+    const interrupted = new Promise<void>((resolve) => {
+      process.once('SIGINT', () => resolve());
+      process.once('SIGTERM', () => resolve());
+    });
+    try {
+      (await runCaptureCommand(o, { interrupted, warn: (line) => process.stderr.write(`lispnode: ${line}\n`) })).forEach(print);
+    } catch (error) {
+      if (error instanceof CommandError) fail(error.message);
+      throw error;
+    }
+  });
+
+/** Commander argParser for a repeatable option. */
+const collect = (value: string, previous: readonly string[]): string[] => [...previous, value];
+
+program
+  .command('replay')
+  .description("re-send the LISP packets (data to the target's 4341, control to its 4342) of pcap/pcapng captures at a node, in capture order, optionally from their original source addresses")
+  .argument('<files...>', 'capture files (pcap or pcapng), replayed one after the other')
+  .requiredOption('--to <address>', "the target's locator (IPv4 or IPv6)")
+  .option('--from-original-sources', "keep each packet's outer source address and port (a transparent socket: needs CAP_NET_ADMIN; the address need not be this host's)")
+  .option('--rate <pps>', 'packets per second; 0 = as fast as possible', '100')
+  .option('--kind <kind>', 'all, data (UDP 4341) or control (UDP 4342)', 'all')
+  .option('--only-source <address>', 'only packets from this original outer source (repeatable)', collect, [])
+  .option('--only-destination <address>', 'only packets to this original outer destination (repeatable)', collect, [])
+  .option('--unique', 'skip a packet identical to one already sent (a capture on a bridge holds each packet twice)')
+  .option('--data-port <port>', 'where data packets go at the target', '4341')
+  .option('--control-port <port>', 'where control packets go at the target', '4342')
+  .option('--replies <ms>', 'after the last packet, wait this long and print the replies that reached our sockets', '0')
+  .option('--json', 'print one JSON object (replies with their payload in base64)')
+  .addHelpText('after', '\nExit status: 0 when every selected packet was sent, 1 when some were not, 2 on usage errors or an unreadable capture.')
+  .action(async (files: string[], o: ReplayCommandOptions) => {
+    try {
+      const result = await runReplay(files, o);
+      result.lines.forEach(print);
+      process.exitCode = result.exitCode;
+    } catch (error) {
+      if (error instanceof CommandError) fail(error.message);
+      throw error;
+    }
   });
 
 program
@@ -113,54 +171,54 @@ eidCommand('verify', 'check an EID signature (exit 0 valid, 1 invalid)')
     }),
   );
 
-/** A running role: counters on SIGUSR1, clean stop on SIGTERM/SIGINT. */
-interface Daemon {
-  stats(): unknown;
-  stop(): void | Promise<void>;
+/** The log options both daemon roles take; they win over the configuration file's `log`. */
+function daemonCommand(name: DaemonRole, description: string, configHelp: string): Command {
+  return program
+    .command(name)
+    .description(description)
+    .requiredOption('--config <file>', configHelp)
+    .addOption(new Option('--log-level <level>', 'debug, info, warn or error (default: the file\'s log.level, else info)').choices(LOG_LEVELS))
+    .addOption(new Option('--log-format <format>', 'json or text (default: the file\'s log.format, else json; LISPNODE_LOG=text)').choices(LOG_FORMATS));
 }
 
-/** Loads the config (a ConfigError exits 2 with its message), starts the role, wires the signals. */
-async function runDaemon<C>(load: () => C, start: (config: C, log: ReturnType<typeof createLogger>) => Promise<Daemon>): Promise<void> {
-  const log = createLogger();
-  let config: C;
+interface DaemonOptions {
+  config: string;
+  logLevel?: LogLevel;
+  logFormat?: LogFormat;
+}
+
+/** Runs a role until SIGTERM (ops/daemon-runner.ts); a configuration or start failure exits 2. */
+async function daemon<C extends { readonly ops: OperationsConfig }>(role: DaemonRole, o: DaemonOptions, load: (file: string) => C, start: DaemonSpec<C>['start']): Promise<void> {
   try {
-    config = load();
+    await runDaemon({ role, load: () => load(o.config), start, logOverrides: { level: o.logLevel, format: o.logFormat }, print });
   } catch (error) {
-    if (error instanceof ConfigError) fail(error.message);
+    if (error instanceof DaemonStartError) fail(error.message);
     throw error;
   }
-  let daemon: Daemon;
-  try {
-    daemon = await start(config, log);
-  } catch (error) {
-    fail(`cannot start: ${(error as Error).message}`);
-  }
-  process.on('SIGUSR1', () => print(JSON.stringify({ stats: daemon.stats() })));
-  const stop = (signal: string): void => {
-    log.log('info', 'stopping', { signal });
-    Promise.resolve(daemon.stop()).then(
-      () => process.exit(0),
-      (error: unknown) => {
-        log.log('error', 'teardown failed', { error: String(error) });
-        process.exit(1);
-      },
-    );
-  };
-  process.once('SIGTERM', () => stop('SIGTERM'));
-  process.once('SIGINT', () => stop('SIGINT'));
 }
 
-program
-  .command('xtr')
-  .description('run the xTR data plane: TUN <-> encrypted LISP over UDP 4341 (SIGUSR1 prints counters, SIGTERM stops)')
-  .requiredOption('--config <file>', 'xTR configuration (YAML, docs/configuration.md)')
-  .action((o: { config: string }) => runDaemon(() => loadXtrConfig(o.config), (config, log) => XtrNode.start(config, log)));
+daemonCommand('xtr', 'run the xTR data plane: TUN <-> encrypted LISP over UDP 4341 (SIGHUP reloads the configuration, SIGUSR1 prints counters, SIGTERM deregisters and stops)', 'xTR configuration (YAML, docs/configuration.md)').action(
+  (o: DaemonOptions) => daemon('xtr', o, loadXtrConfig, (config, { log, metrics }) => XtrNode.start(config, log, metrics)),
+);
+
+daemonCommand('map-server', 'run the map-server: registrations on UDP 4342 (SIGHUP reloads sites and keys, SIGUSR1 prints counters, SIGTERM stops and saves the snapshot)', 'map-server configuration (YAML, docs/configuration.md)').action(
+  (o: DaemonOptions) => daemon('map-server', o, loadMapServerConfig, (config, { log, metrics }) => MapServerNode.start(config, log, metrics)),
+);
 
 program
-  .command('map-server')
-  .description('run the map-server: registrations on UDP 4342 (SIGUSR1 prints counters, SIGTERM stops and saves the snapshot)')
-  .requiredOption('--config <file>', 'map-server configuration (YAML, docs/configuration.md)')
-  .action((o: { config: string }) => runDaemon(() => loadMapServerConfig(o.config), (config, log) => MapServerNode.start(config, log)));
+  .command('status')
+  .description("show a running daemon's state through its status socket: for an xTR the map-cache, sessions, registrations, drops and traffic; for a map-server its sites and registrations")
+  .option('--socket <path>', 'the status socket (default: the only one in /run/lispnode)')
+  .option('--json', 'print the report as one JSON object')
+  .option('--limit <n>', 'at most this many map-cache entries or registrations (default 1000)')
+  .option('--timeout <ms>', 'how long to wait for the answer', '5000')
+  .addHelpText('after', '\nExit status: 0 with a report, 1 when no daemon answered (missing socket, refused, no answer), 2 on usage errors.')
+  .action(async (o: StatusCommandOptions) => {
+    const result = await runStatus(o);
+    result.lines.forEach(print);
+    if (result.error !== undefined) process.stderr.write(`lispnode: status: ${result.error}\n`);
+    process.exitCode = result.exitCode;
+  });
 
 const datakey = program.command('datakey').description("the node's static X25519 data-plane key (until the control plane exchanges keys)");
 datakey

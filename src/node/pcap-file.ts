@@ -390,13 +390,22 @@ export interface PacketToWrite {
  *  would, with the full length kept as the original length. Throws RangeError for a link type
  *  or timestamp the format cannot hold (a caller bug, not bad input). */
 export function writePcap(packets: readonly PacketToWrite[], linkType: number): Uint8Array {
+  const parts = [pcapFileHeader(linkType), ...packets.map(pcapRecord)];
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let offset = 0;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.length;
+  }
+  return out;
+}
+
+/** The 24-byte file header of writePcap's format: a streaming writer sends it first. */
+export function pcapFileHeader(linkType: number): Uint8Array {
   if (!Number.isInteger(linkType) || linkType < 0 || linkType > CLASSIC_LINKTYPE_MASK) {
     throw new RangeError(`link type ${linkType} does not fit a pcap header`);
   }
-  let total = CLASSIC_HEADER_LENGTH;
-  for (const packet of packets) total += CLASSIC_RECORD_HEADER_LENGTH + capturedLength(packet);
-
-  const out = new Uint8Array(total);
+  const out = new Uint8Array(CLASSIC_HEADER_LENGTH);
   const view = new DataView(out.buffer);
   view.setUint32(0, 0xa1b2c3d4, true);
   view.setUint16(4, 2, true);
@@ -404,21 +413,23 @@ export function writePcap(packets: readonly PacketToWrite[], linkType: number): 
   // bytes 8..15: thiszone and sigfigs, always 0
   view.setUint32(16, WRITE_SNAPLEN, true);
   view.setUint32(20, linkType, true);
+  return out;
+}
 
-  let offset = CLASSIC_HEADER_LENGTH;
-  for (const packet of packets) {
-    const seconds = packet.timestampNs / 1_000_000_000n;
-    if (packet.timestampNs < 0n || seconds > MAX_SECONDS) {
-      throw new RangeError(`timestamp ${packet.timestampNs} ns does not fit a pcap record`);
-    }
-    const length = capturedLength(packet);
-    view.setUint32(offset, Number(seconds), true);
-    view.setUint32(offset + 4, Number((packet.timestampNs % 1_000_000_000n) / 1000n), true);
-    view.setUint32(offset + 8, length, true);
-    view.setUint32(offset + 12, Math.max(packet.originalLength ?? 0, packet.data.length), true);
-    out.set(packet.data.subarray(0, length), offset + CLASSIC_RECORD_HEADER_LENGTH);
-    offset += CLASSIC_RECORD_HEADER_LENGTH + length;
+/** One record (16-byte header and data) of writePcap's format: a streaming writer appends these. */
+export function pcapRecord(packet: PacketToWrite): Uint8Array {
+  const seconds = packet.timestampNs / 1_000_000_000n;
+  if (packet.timestampNs < 0n || seconds > MAX_SECONDS) {
+    throw new RangeError(`timestamp ${packet.timestampNs} ns does not fit a pcap record`);
   }
+  const length = capturedLength(packet);
+  const out = new Uint8Array(CLASSIC_RECORD_HEADER_LENGTH + length);
+  const view = new DataView(out.buffer);
+  view.setUint32(0, Number(seconds), true);
+  view.setUint32(4, Number((packet.timestampNs % 1_000_000_000n) / 1000n), true);
+  view.setUint32(8, length, true);
+  view.setUint32(12, Math.max(packet.originalLength ?? 0, packet.data.length), true);
+  out.set(packet.data.subarray(0, length), CLASSIC_RECORD_HEADER_LENGTH);
   return out;
 }
 

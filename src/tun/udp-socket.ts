@@ -51,6 +51,12 @@ export interface BatchUdpSocketOptions {
    * (UDP_NO_CHECK6_RX), whatever this says.
    */
   readonly zeroChecksumTx?: boolean;
+  /**
+   * IP_TRANSPARENT / IPV6_TRANSPARENT: `address` need not be one of this host's, and datagrams leave
+   * with it as their source (the kernel still writes the headers and checksums). Needs
+   * CAP_NET_ADMIN. Replies reach this socket only if routed to this host. Default false.
+   */
+  readonly transparent?: boolean;
   /** IP_TOS / IPV6_TCLASS of every datagram sent, 0–255 (DSCP << 2 | ECN). */
   readonly tos?: number;
   readonly pmtuDiscovery?: PmtuDiscovery;
@@ -311,6 +317,7 @@ type NativeUdpSocketConstructor = new (
 const FLAG_DUAL_STACK = 1;
 const FLAG_ZERO_CHECKSUM_TX = 2;
 const FLAG_REUSE_ADDRESS = 4;
+const FLAG_TRANSPARENT = 8;
 const PMTUD_VALUES: Readonly<Record<PmtuDiscovery, number>> = { dont: 0, want: 1, do: 2, probe: 3 };
 
 class NativeBatchUdpSocket implements BatchUdpSocket {
@@ -378,6 +385,7 @@ const OPEN_HINTS: Readonly<Record<string, string>> = {
   EACCES: 'ports below 1024 need root or CAP_NET_BIND_SERVICE',
   EADDRNOTAVAIL: 'no interface in this network namespace has that address',
   EAFNOSUPPORT: 'the kernel has no support for this address family',
+  EPERM: 'a transparent socket needs CAP_NET_ADMIN',
 };
 
 function describeOpenError(error: unknown): unknown {
@@ -419,7 +427,8 @@ export function openBatchUdpSocket(options: BatchUdpSocketOptions): BatchUdpSock
   const flags =
     (options.dualStack === true ? FLAG_DUAL_STACK : 0) |
     (options.zeroChecksumTx === true ? FLAG_ZERO_CHECKSUM_TX : 0) |
-    (options.reuseAddress === true ? FLAG_REUSE_ADDRESS : 0);
+    (options.reuseAddress === true ? FLAG_REUSE_ADDRESS : 0) |
+    (options.transparent === true ? FLAG_TRANSPARENT : 0);
   const pmtud = options.pmtuDiscovery === undefined ? -1 : PMTUD_VALUES[options.pmtuDiscovery];
   if (pmtud === undefined) throw new RangeError(`openBatchUdpSocket: pmtuDiscovery must be one of ${Object.keys(PMTUD_VALUES).join(', ')}`);
 

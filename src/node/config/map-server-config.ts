@@ -7,8 +7,9 @@ import { resolveConfig, type MapServerConfig } from '../../lisp/map-server/site.
 import { authKeySchema, loadAuthKey, type RawAuthKey } from './auth-key.js';
 import { ConfigError } from './config-error.js';
 import { loadYamlConfig, parsePrefixText } from './load-yaml.js';
+import { loadOperations, operationsSchemaProperties, type OperationsConfig, type RawOperations } from './operations-config.js';
 
-interface RawMapServerConfig {
+interface RawMapServerConfig extends RawOperations {
   listen: { address: string; port: number };
   'snapshot-file'?: string;
   'crypto-eid-prefixes': { prefix: string; derivation: 'eve' | 'lispers' }[];
@@ -27,6 +28,7 @@ const schema = {
   additionalProperties: false,
   required: ['listen', 'sites'],
   properties: {
+    ...operationsSchemaProperties,
     listen: {
       type: 'object',
       additionalProperties: false,
@@ -85,6 +87,8 @@ export interface MapServerFileConfig {
   readonly listen: { readonly address: string; readonly family: 4 | 6; readonly port: number };
   readonly snapshotFile: string | undefined;
   readonly server: MapServerConfig;
+  /** Status socket, metrics endpoint, log settings (operations-config.ts). */
+  readonly ops: OperationsConfig;
 }
 
 export function loadMapServerConfig(file: string): MapServerFileConfig {
@@ -121,5 +125,6 @@ export function loadMapServerConfig(file: string): MapServerFileConfig {
     listen: { address: raw.listen.address, family: parseIpv4(raw.listen.address) ? 4 : 6, port: raw.listen.port },
     snapshotFile: raw['snapshot-file'] === undefined ? undefined : resolve(base, raw['snapshot-file']),
     server,
+    ops: loadOperations(file, 'map-server', raw, base),
   };
 }

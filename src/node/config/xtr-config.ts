@@ -13,6 +13,7 @@ import { authKeySchema, loadAuthKey, type RawAuthKey } from './auth-key.js';
 import { ConfigError } from './config-error.js';
 import type { EidPrefix } from '../../lisp/prefix.js';
 import { loadYamlConfig, parsePrefixText } from './load-yaml.js';
+import { loadOperations, operationsSchemaProperties, type OperationsConfig, type RawOperations } from './operations-config.js';
 
 interface RawLocator {
   address: string;
@@ -21,7 +22,7 @@ interface RawLocator {
   weight: number;
 }
 
-interface RawXtrConfig {
+interface RawXtrConfig extends RawOperations {
   'crypto-eid'?: { 'key-file': string; prefix: string; derivation: 'eve' | 'lispers' };
   'map-servers': { address: string; port: number; key: RawAuthKey; 'proxy-reply': boolean }[];
   'map-resolvers': { address: string; port: number }[];
@@ -45,12 +46,13 @@ const schema = {
   additionalProperties: false,
   required: ['tun', 'underlay', 'local-eids'],
   properties: {
+    ...operationsSchemaProperties,
     tun: {
       type: 'object',
       additionalProperties: false,
       required: ['name'],
       properties: {
-        name: { type: 'string', pattern: '^[A-Za-z0-9_.-]{1,15}$' },
+        name: { type: 'string', pattern: '^[A-Za-z0-9_.-]{1,15}$', description: 'an interface name of 1-15 letters, digits, _ . or -' },
         mtu: { anyOf: [{ type: 'integer', minimum: 576, maximum: 65535 }, { type: 'string', const: 'auto' }], default: 'auto' },
         routes: { type: 'array', items: { type: 'string', format: 'ip-prefix' } },
       },
@@ -103,7 +105,6 @@ const schema = {
     },
     'local-eids': {
       type: 'array',
-      minItems: 1,
       items: {
         type: 'object',
         additionalProperties: false,
@@ -156,7 +157,7 @@ const schema = {
             type: 'object',
             additionalProperties: false,
             required: ['locator', 'public-key'],
-            properties: { locator: { type: 'string', format: 'ip-address' }, 'public-key': { type: 'string', pattern: '^[A-Za-z0-9+/]{43}=$' } },
+            properties: { locator: { type: 'string', format: 'ip-address' }, 'public-key': { type: 'string', pattern: '^[A-Za-z0-9+/]{43}=$', description: "the peer's X25519 public key in base64, 44 characters (lispnode datakey show prints it)" } },
           },
         },
       },
@@ -200,6 +201,8 @@ export interface XtrConfig {
         /** Peer locator address text -> raw X25519 public key. */
         readonly peers: ReadonlyMap<string, Uint8Array>;
       };
+  /** Status socket, metrics endpoint, log settings (operations-config.ts). */
+  readonly ops: OperationsConfig;
 }
 
 function family(address: string): 4 | 6 {
@@ -243,6 +246,8 @@ export function loadXtrConfig(file: string): XtrConfig {
     return { prefix: p, ...(e.address !== undefined && { address: e.address }) };
   });
   const cryptoEid = raw['crypto-eid'] === undefined ? undefined : loadCryptoEid(file, raw['crypto-eid'], raw['instance-id']);
+  // A crypto-EID is an EID of its own: an xTR serving only that needs no other.
+  if (localEids.length === 0 && !cryptoEid) throw new ConfigError(file, '/local-eids', 'expected at least one local EID (or a crypto-eid)');
   const mapCache = raw['map-cache'].map((entry, i) => ({
     prefix: prefix(entry.prefix, `/map-cache/${i}/prefix`),
     locators: entry.locators.map((l, j) => {
@@ -267,6 +272,7 @@ export function loadXtrConfig(file: string): XtrConfig {
     cryptoEid,
     mapCache,
     encryption: enc.mode === 'off' ? { mode: 'off' } : loadEncryption(file, enc),
+    ops: loadOperations(file, 'xtr', raw, dirname(file)),
   };
 }
 

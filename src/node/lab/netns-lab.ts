@@ -3,12 +3,13 @@
 // node with its config and keys in a temporary folder, and a teardown that removes everything it
 // made (processes, namespaces, interfaces, files) — and can prove it.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { stringify } from 'yaml';
+import { parse, stringify } from 'yaml';
+import { queryStatus } from '../ops/status-client.js';
 import { newDataKey } from '../xtr/data-key.js';
 import type { XtrStats } from '../xtr/xtr-node.js';
 
@@ -26,6 +27,8 @@ export interface LabNodeSpec {
   readonly eids: readonly { readonly prefix: string; readonly address: string }[];
   /** Static map-cache entries besides the other nodes' EIDs (e.g. for a host replaying a peer's traffic). */
   readonly mapCache?: readonly { readonly prefix: string; readonly locators: readonly string[] }[];
+  /** The TUN's routes (tun.routes); default: the other nodes' EID prefixes. */
+  readonly routes?: readonly string[];
 }
 
 export interface LabOptions {
@@ -54,12 +57,19 @@ export interface LabOptions {
    * destroy() removes every namespace named `ln<id>-…`.
    */
   readonly id?: string;
+  /**
+   * Serve Prometheus metrics: every daemon on 127.0.0.1 of its own namespace (xTRs :9464, the
+   * map-server :9465; `scrape` fetches them). Default off.
+   */
+  readonly metrics?: boolean;
 }
 
 export interface LabNode extends LabNodeSpec {
   readonly namespace: string;
   readonly role: 'xtr' | 'map-server';
   readonly configFile: string;
+  /** The daemon's status socket (in the lab's folder). */
+  readonly statusSocket: string;
   readonly process: ChildProcess;
   readonly stderr: string[];
   readonly stdout: string[];
@@ -77,6 +87,7 @@ export class NetnsLab {
   readonly hosts: { readonly namespace: string; readonly locator: string }[] = [];
   private readonly bridge: string;
   private readonly underlay: string;
+  private metrics = false;
   private constructor(
     readonly id: string,
     readonly dir: string,
@@ -101,6 +112,7 @@ export class NetnsLab {
   }
 
   private async build(options: LabOptions): Promise<void> {
+    this.metrics = options.metrics ?? false;
     // A bridge in its own namespace plays the underlay switch, as in the reference captures.
     await run(undefined, 'ip', ['netns', 'add', this.underlay]);
     await run(this.underlay, 'ip', ['link', 'add', this.bridge, 'type', 'bridge']);
@@ -127,7 +139,7 @@ export class NetnsLab {
         { name: 'overlay', keys: [{ 'key-id': 0, password: ms.password }], prefixes: options.nodes.flatMap((n) => n.eids.map((e) => ({ prefix: e.prefix }))) },
       ];
       const file = join(this.dir, `${ms.name}.yaml`);
-      writeFileSync(file, stringify({ listen: { address: ms.locator }, 'snapshot-file': `${ms.name}-registrations.json`, 'crypto-eid-prefixes': ms.cryptoEidPrefixes ?? [], sites }));
+      writeFileSync(file, stringify({ listen: { address: ms.locator }, 'snapshot-file': `${ms.name}-registrations.json`, 'crypto-eid-prefixes': ms.cryptoEidPrefixes ?? [], sites, ...this.operations(ms.name) }));
       this.nodes.push(await this.startRole({ name: ms.name, locator: ms.locator, eids: [] }, 'map-server', file));
     }
     const keys = new Map<string, string>();
@@ -135,9 +147,12 @@ export class NetnsLab {
     for (const node of options.nodes) {
       const others = options.nodes.filter((n) => n !== node);
       const config = {
+        ...this.operations(node.name),
         tun: {
           name: 'lisp0',
-          ...(ms && { routes: [...others.flatMap((o) => o.eids.map((e) => e.prefix)), ...(others.some((o) => o.cryptoEidKey) ? ['fd00::/8'] : [])] }),
+          ...(node.routes
+            ? { routes: node.routes }
+            : ms && { routes: [...others.flatMap((o) => o.eids.map((e) => e.prefix)), ...(others.some((o) => o.cryptoEidKey) ? ['fd00::/8'] : [])] }),
         },
         ...(node.cryptoEidKey && { 'crypto-eid': { 'key-file': this.writeFile(`${node.name}-eid.pem`, node.cryptoEidKey) } }),
         underlay: { address: node.locator },
@@ -168,24 +183,29 @@ export class NetnsLab {
     }
   }
 
+  /** The daemons' shared settings: a status socket in the lab's folder, metrics if asked for. */
+  private operations(name: string): Record<string, unknown> {
+    return { 'status-socket': join(this.dir, `${name}.sock`), ...(this.metrics && { metrics: {} }) };
+  }
+
   /** Writes a file into the lab's folder (mode 0600) and returns its name. */
   private writeFile(name: string, content: string): string {
     writeFileSync(join(this.dir, name), content, { mode: 0o600 });
     return name;
   }
 
-  /** Starts `lispnode <role> --config <file>` in the node's namespace; resolves once it says it started. */
+  /** Starts `lispnode <role> --config <file>` in the node's namespace; resolves once it is ready (status socket up). */
   private startRole(spec: LabNodeSpec, role: 'xtr' | 'map-server', configFile: string): Promise<LabNode> {
     const namespace = `ln${this.id}-${spec.name}`;
     const child = spawn('ip', ['netns', 'exec', namespace, process.execPath, CLI, role, '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const node: LabNode = { ...spec, namespace, role, configFile, process: child, stderr: [], stdout: [] };
+    const node: LabNode = { ...spec, namespace, role, configFile, statusSocket: join(this.dir, `${spec.name}.sock`), process: child, stderr: [], stdout: [] };
     const lines = (sink: string[]) => (chunk: Buffer) => sink.push(...chunk.toString('utf8').split('\n').filter(Boolean));
     child.stdout.on('data', lines(node.stdout));
     child.stderr.on('data', lines(node.stderr));
     return new Promise((resolve, reject) => {
       const deadline = setTimeout(() => reject(new Error(`${role} ${spec.name} did not start in 10 s: ${node.stderr.join(' | ')}`)), 10_000);
       const poll = setInterval(() => {
-        if (node.stderr.some((l) => l.includes(role === 'xtr' ? '"xTR started"' : '"map-server started"'))) {
+        if (node.stderr.some((l) => l.includes('"message":"ready"'))) {
           clearTimeout(deadline);
           clearInterval(poll);
           resolve(node);
@@ -238,8 +258,48 @@ export class NetnsLab {
     const exited = new Promise((r) => old.process.once('exit', r));
     old.process.kill('SIGTERM');
     await exited;
-    const fresh = await this.startRole({ name: old.name, locator: old.locator, eids: old.eids, ...(old.cryptoEidKey && { cryptoEidKey: old.cryptoEidKey }) }, old.role, old.configFile);
+    const spec: LabNodeSpec = {
+      name: old.name,
+      locator: old.locator,
+      eids: old.eids,
+      ...(old.cryptoEidKey && { cryptoEidKey: old.cryptoEidKey }),
+      ...(old.mapCache && { mapCache: old.mapCache }),
+      ...(old.routes && { routes: old.routes }),
+    };
+    const fresh = await this.startRole(spec, old.role, old.configFile);
     this.nodes.splice(this.nodes.indexOf(old), 1, fresh);
+  }
+
+  /** The node's status report, from its status socket (ops/status-report.ts). */
+  async status<T>(name: string): Promise<T> {
+    return (await queryStatus(this.node(name).statusSocket, 'status', { timeoutMs: 10_000 })) as T;
+  }
+
+  /** Changes a node's configuration file (parsed YAML, edited in place by `edit`). */
+  editConfig(name: string, edit: (config: Record<string, unknown>) => void): void {
+    const file = this.node(name).configFile;
+    const config = parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+    edit(config);
+    writeFileSync(file, stringify(config));
+  }
+
+  /** Sends SIGHUP and returns the node's log line about the reload (its message starts with "reload"). */
+  async reload(name: string): Promise<{ readonly level: string; readonly message: string } & Record<string, unknown>> {
+    const node = this.node(name);
+    const before = node.stderr.length;
+    node.process.kill('SIGHUP');
+    for (let i = 0; i < 500; i++) {
+      const line = node.stderr.slice(before).find((l) => l.includes('"message":"reload'));
+      if (line) return JSON.parse(line) as { level: string; message: string };
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    throw new Error(`no reload log line from ${name}: ${node.stderr.slice(before).join(' | ')}`);
+  }
+
+  /** The node's Prometheus metrics, fetched with curl inside its namespace. */
+  async scrape(name: string): Promise<string> {
+    const node = this.node(name);
+    return run(node.namespace, 'curl', ['-sf', `http://127.0.0.1:${node.role === 'xtr' ? 9464 : 9465}/metrics`]);
   }
 
   /** The node's counters, asked for with SIGUSR1. */

@@ -1,42 +1,81 @@
 // The map-server daemon: one UDP 4342 socket (dgram: control traffic is light) in front of the
 // sans-IO register handler, expiry on a timer, and a snapshot file so a restart keeps every
-// registration (and the replay memory, so a restart opens no replay window).
+// registration (and the replay memory, so a restart opens no replay window). A reload swaps in a
+// register handler built from the new sites and hands it the registrations (re-checked against
+// the new configuration, as after a restart); the request handler follows it.
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { MESSAGE_TYPE } from '../../lisp/message-type.js';
+import { NamedCounters } from '../../lisp/named-counters.js';
 import { RegisterHandler } from '../../lisp/map-server/register-handler.js';
+import type { MapServerState } from '../../lisp/map-server/request-handler.js';
 import { RequestHandler } from '../../lisp/map-server/request-handler.js';
 import type { MapServerFileConfig } from '../config/map-server-config.js';
 import type { Logger } from '../log.js';
+import type { DaemonMetrics } from '../ops/metrics.js';
+import type { ReloadPlan } from '../ops/reload.js';
+import type { MapServerStatusReport, ReloadSummary } from '../ops/status-report.js';
+import { registerMapServerMetrics } from './map-server-metrics.js';
+import { diffMapServerConfig } from './map-server-reload.js';
+import { buildMapServerStatus } from './map-server-status.js';
 
 const SNAPSHOT_EVERY_MS = 10_000;
 
+/** What the daemon counts itself (the handlers count drops, refusals and reply kinds). */
+const EVENTS = [
+  'map-register-received',
+  'map-register-accepted',
+  'map-register-dropped',
+  'record-registered',
+  'record-refreshed',
+  'record-deregistered',
+  'record-refused',
+  'map-notify-sent',
+  'map-request-received',
+] as const;
+
 export interface MapServerStats {
   readonly registrations: number;
+  /** Live registrations per site. */
+  readonly sites: Readonly<Record<string, number>>;
   readonly received: number;
   readonly sent: number;
   readonly counters: Readonly<Record<string, number>>;
 }
 
 export class MapServerNode {
-  private readonly handler: RegisterHandler;
+  private handler: RegisterHandler;
   private readonly requests: RequestHandler;
+  private readonly events = new NamedCounters(EVENTS);
+  /** Counters of register handlers replaced by reloads, so totals never go back. */
+  private readonly carried = new Map<string, number>();
   private received = 0;
   private sent = 0;
   private unsupported = 0;
   private dirty = false;
   private timers: NodeJS.Timeout[] = [];
+  private readonly startedAt = Date.now();
 
   private constructor(
-    private readonly config: MapServerFileConfig,
+    private config: MapServerFileConfig,
     private readonly log: Logger,
     private readonly socket: Socket,
   ) {
     this.handler = new RegisterHandler(config.server);
-    this.requests = new RequestHandler(this.handler);
+    // Through getters: the request handler reads whichever register handler is current.
+    const current = (): RegisterHandler => this.handler;
+    const state: MapServerState = {
+      get config() {
+        return current().config;
+      },
+      get store() {
+        return current().store;
+      },
+    };
+    this.requests = new RequestHandler(state);
   }
 
-  static async start(config: MapServerFileConfig, log: Logger): Promise<MapServerNode> {
+  static async start(config: MapServerFileConfig, log: Logger, metrics?: DaemonMetrics): Promise<MapServerNode> {
     const socket = createSocket({ type: config.listen.family === 4 ? 'udp4' : 'udp6' });
     await new Promise<void>((resolve, reject) => {
       socket.once('error', reject);
@@ -46,6 +85,7 @@ export class MapServerNode {
       });
     });
     const node = new MapServerNode(config, log, socket);
+    if (metrics) registerMapServerMetrics(metrics, node);
     node.restore();
     socket.on('message', (bytes, from) => node.receive(bytes, from));
     socket.on('error', (error) => log.log('error', 'map-server socket error', { error: error.message }));
@@ -65,14 +105,27 @@ export class MapServerNode {
     const now = Date.now();
     switch ((bytes[0] ?? 0) >>> 4) {
       case MESSAGE_TYPE.mapRegister: {
+        this.events.add('map-register-received');
         const verdict = this.handler.handle(event, now);
         if (verdict.kind === 'processed') {
+          this.events.add('map-register-accepted');
+          for (const r of verdict.records) {
+            if (r.outcome === 'deregistered') {
+              if (r.removed) this.events.add('record-deregistered');
+            } else {
+              this.events.add(`record-${r.outcome}`);
+            }
+          }
+          if (verdict.mapNotify) this.events.add('map-notify-sent');
           this.dirty = true;
           this.send(verdict.actions);
+        } else {
+          this.events.add('map-register-dropped');
         }
         return;
       }
       case MESSAGE_TYPE.ecm:
+        this.events.add('map-request-received');
         this.send(this.requests.handle(event, now).actions);
         return;
       default:
@@ -109,11 +162,56 @@ export class MapServerNode {
   }
 
   stats(): MapServerStats {
+    const counters: Record<string, number> = { ...this.events.snapshot(), ...this.requests.counters.snapshot(), ...(this.unsupported > 0 && { 'unsupported-message': this.unsupported }) };
+    for (const [name, n] of Object.entries(this.handler.counters.snapshot())) counters[name] = n;
+    for (const [name, n] of this.carried) counters[name] = (counters[name] ?? 0) + n;
     return {
       registrations: this.handler.store.size,
+      sites: Object.fromEntries(this.config.server.sites.map((s) => [s.name, this.handler.store.count(s.name)])),
       received: this.received,
       sent: this.sent,
-      counters: { ...this.handler.counters.snapshot(), ...this.requests.counters.snapshot(), ...(this.unsupported > 0 && { 'unsupported-message': this.unsupported }) },
+      counters,
+    };
+  }
+
+  /** The status socket's answer (ops/status-report.ts). */
+  status(reloads: ReloadSummary, limit?: number): MapServerStatusReport {
+    return buildMapServerStatus(
+      {
+        configFile: this.config.file,
+        listen: `${this.config.listen.address}:${this.config.listen.port}`,
+        startedAt: this.startedAt,
+        reloads,
+        server: this.config.server,
+        store: this.handler.store,
+        stats: this.stats(),
+      },
+      Date.now(),
+      limit,
+    );
+  }
+
+  /**
+   * A reload to `next` (ops/reload.ts): a new register handler with the new sites takes the
+   * registrations over; those the new configuration no longer admits are dropped (and logged),
+   * exactly as a restart with the snapshot would. The socket and the counters carry on.
+   */
+  prepareReload(next: MapServerFileConfig): ReloadPlan {
+    const diff = diffMapServerConfig(this.config, next);
+    const handler = new RegisterHandler(next.server);
+    return {
+      restart: diff.restart,
+      changes: diff.changes,
+      apply: () => {
+        const report = handler.restore(this.handler.store.snapshot(), Date.now());
+        if (!report.ok) return Promise.reject(new Error(`registrations not carried over: ${report.error}`));
+        for (const [name, n] of Object.entries(this.handler.counters.snapshot())) this.carried.set(name, (this.carried.get(name) ?? 0) + n);
+        this.handler = handler;
+        this.config = next;
+        this.dirty = true;
+        const dropped = report.dropped.map((d) => `registration -${d.key} (${d.reason})`);
+        return Promise.resolve([...diff.details, ...(diff.changes.includes('/snapshot-file') ? [`snapshot-file ${next.snapshotFile ?? 'none'}`] : []), ...dropped]);
+      },
     };
   }
 

@@ -9,11 +9,14 @@ import type { CipherBackend } from '../../crypto/cipher-backend.js';
 import type { ItrPeer } from '../../lisp/itr.js';
 import type { MapCache } from '../../lisp/map-cache.js';
 import { MESSAGE_TYPE } from '../../lisp/message-type.js';
-import { Registrar, type RegistrarStatus } from '../../lisp/xtr-control/registrar.js';
+import type { EidPrefix } from '../../lisp/prefix.js';
+import { Registrar, type RegistrarConfig, type RegistrarStatus } from '../../lisp/xtr-control/registrar.js';
 import { itrPeerAttach, Resolver, type ResolverAction } from '../../lisp/xtr-control/resolver.js';
 import { Responder } from '../../lisp/xtr-control/responder.js';
-import { servedEidPrefixes, type XtrConfig } from '../config/xtr-config.js';
+import type { XtrConfig } from '../config/xtr-config.js';
 import type { Logger } from '../log.js';
+import { RegistrationCounters, type RegistrationTotals } from './registration-counters.js';
+import { ReplyTimer, type TimedRequest } from './reply-timer.js';
 
 export const CONTROL_PORT = 4342;
 
@@ -25,18 +28,57 @@ export interface ControlPlaneDeps {
   readonly backend: CipherBackend | undefined;
   /** Feeds held packets back through the ITR once their mapping is known. */
   readonly reinject: (packets: readonly Uint8Array[]) => void;
+  /**
+   * The EID-prefixes this node serves, shared with the ETR and changed in place by a reload (the
+   * responder reads them at every request).
+   */
+  readonly localEids: EidPrefix[];
+  /** Told the time from each timed request to its Map-Reply (the metrics' latency histogram). */
+  readonly replyLatency?: (kind: TimedRequest, ms: number) => void;
 }
+
+/** What the registrar is to register for `config`; `xtrId` stays the same for the process. */
+function registrarConfig(config: XtrConfig, xtrId: Uint8Array): RegistrarConfig {
+  return {
+    eids: config.localEids.map((e) => e.prefix),
+    ...(config.cryptoEid && {
+      cryptoEids: [
+        {
+          keyPair: config.cryptoEid.key,
+          instanceId: config.instanceId,
+          prefix: { address: config.cryptoEid.prefix.address, length: config.cryptoEid.prefix.length },
+          derivation: config.cryptoEid.derivation,
+        },
+      ],
+    }),
+    rlocs: [{ address: config.underlay.address }],
+    mapServers: config.mapServers.map((m) => ({ address: m.address, port: m.port, key: m.key, proxyReply: m.proxyReply })),
+    xtrId,
+    siteId: 0n,
+  };
+}
+
+/** Bound on the ITRs whose inbound key time is remembered for status output. */
+const MAX_INBOUND_KEYS = 4096;
 
 export class XtrControlPlane {
   private timer: NodeJS.Timeout | undefined;
   private unsupported = 0;
   private discarded = 0;
+  private readonly random = (n: number): Uint8Array => randomBytes(n);
+  readonly registrations = new RegistrationCounters();
+  private readonly replies = new ReplyTimer();
+  /** ITR locator -> when the responder last installed an opening key for it (Date.now()). */
+  private readonly inboundKeyAt = new Map<string, number>();
 
   private constructor(
     private readonly socket: Socket,
-    private readonly registrar: Registrar | undefined,
+    private registrar: Registrar | undefined,
     readonly resolver: Resolver<ItrPeer> | undefined,
     readonly responder: Responder,
+    /** The resolver's map-resolver list, changed in place by a reload. */
+    private readonly mapResolvers: string[],
+    private readonly xtrId: Uint8Array,
     private readonly deps: ControlPlaneDeps,
     private readonly log: Logger,
   ) {}
@@ -53,37 +95,17 @@ export class XtrControlPlane {
     const random = (n: number): Uint8Array => randomBytes(n);
     const rlocs = [config.underlay.address];
     const enc = config.encryption;
-    const registrar =
-      config.mapServers.length === 0
-        ? undefined
-        : new Registrar(
-            {
-              eids: config.localEids.map((e) => e.prefix),
-              ...(config.cryptoEid && {
-                cryptoEids: [
-                  {
-                    keyPair: config.cryptoEid.key,
-                    instanceId: config.instanceId,
-                    prefix: { address: config.cryptoEid.prefix.address, length: config.cryptoEid.prefix.length },
-                    derivation: config.cryptoEid.derivation,
-                  },
-                ],
-              }),
-              rlocs: rlocs.map((address) => ({ address })),
-              mapServers: config.mapServers.map((m) => ({ address: m.address, port: m.port, key: m.key, proxyReply: m.proxyReply })),
-              xtrId: randomBytes(16),
-              siteId: 0n,
-            },
-            random,
-          );
+    const xtrId = randomBytes(16);
+    const registrar = config.mapServers.length === 0 ? undefined : new Registrar(registrarConfig(config, xtrId), random);
     const v4 = config.localEids.find((e) => e.prefix.family === 4 && e.address)?.address;
     const v6 = config.localEids.find((e) => e.prefix.family === 6 && e.address)?.address ?? config.cryptoEid?.eid;
+    const mapResolvers = config.mapResolvers.map((m) => m.address);
     const resolver =
       config.mapResolvers.length === 0
         ? undefined
         : new Resolver<ItrPeer>({
             mapCache: deps.mapCache,
-            mapResolvers: config.mapResolvers.map((m) => m.address),
+            mapResolvers,
             rlocs,
             sourceEids: { ...(v4 && { ipv4: v4 }), ...(v6 && { ipv6: v6 }) },
             controlPort: CONTROL_PORT,
@@ -94,16 +116,16 @@ export class XtrControlPlane {
           });
     const responder = new Responder({
       instanceId: config.instanceId,
-      localEids: servedEidPrefixes(config),
+      localEids: deps.localEids,
       rlocs,
       ...(enc.mode === 'required' && deps.backend && { encryption: { backend: deps.backend, suites: [enc.suite] } }),
       acceptClear: enc.mode === 'off' || enc.acceptClear,
       random,
     });
-    const plane = new XtrControlPlane(socket, registrar, resolver, responder, deps, log);
+    const plane = new XtrControlPlane(socket, registrar, resolver, responder, mapResolvers, xtrId, deps, log);
     socket.on('message', (bytes, from) => plane.receive(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length), from.address, from.port));
     socket.on('error', (error) => log.log('error', 'control socket error', { error: error.message }));
-    plane.act(registrar?.start(Date.now()) ?? []);
+    plane.registrarAct(registrar?.start(Date.now()) ?? []);
     return plane;
   }
 
@@ -119,32 +141,58 @@ export class XtrControlPlane {
     const now = Date.now();
     switch ((bytes[0] ?? 0) >>> 4) {
       case MESSAGE_TYPE.mapNotify:
-        if (this.registrar) this.act(this.registrar.mapNotify(bytes, { address, port }, now));
+        if (this.registrar) this.registrarAct(this.registrar.mapNotify(bytes, { address, port }, now));
         return;
-      case MESSAGE_TYPE.mapReply:
+      case MESSAGE_TYPE.mapReply: {
+        const timed = this.replies.replied(bytes, now);
+        if (timed) this.deps.replyLatency?.(timed.kind, timed.ms);
         if (this.resolver) this.act(this.resolver.receive(bytes, now));
         return;
+      }
       case MESSAGE_TYPE.mapRequest:
         // S (Solicit-Map-Request, byte 0 bit 0x01): an ETR asks us, as an ITR, to re-resolve.
         if (((bytes[0] ?? 0) & 0x01) !== 0) {
           if (this.resolver) this.act(this.resolver.smr(bytes, address, now));
           return;
         }
-        this.act(this.responder.receive(bytes, { address, port }, now));
+        this.respond(bytes, address, port, now);
         return;
       case MESSAGE_TYPE.ecm:
-        this.act(this.responder.receive(bytes, { address, port }, now));
+        this.respond(bytes, address, port, now);
         return;
       default:
         this.unsupported++;
     }
   }
 
+  /** The responder's answer; an installed opening key is remembered (its age shows in status). */
+  private respond(bytes: Uint8Array, address: string, port: number, now: number): void {
+    const before = this.responder.counters.get('key-installed') ?? 0;
+    const actions = this.responder.receive(bytes, { address, port }, now);
+    if ((this.responder.counters.get('key-installed') ?? 0) > before) {
+      for (const a of actions) {
+        this.inboundKeyAt.delete(a.to);
+        this.inboundKeyAt.set(a.to, now);
+      }
+      if (this.inboundKeyAt.size > MAX_INBOUND_KEYS) this.inboundKeyAt.delete(this.inboundKeyAt.keys().next().value ?? '');
+    }
+    this.act(actions);
+  }
+
+  /** The registrar's actions: its sends are counted per map-server, its state changes observed. */
+  private registrarAct(actions: readonly Action[]): void {
+    for (const a of actions) if (a.kind === 'send') this.registrations.sent(a.to, a.port);
+    if (this.registrar) this.registrations.observe(this.registrar.status());
+    this.act(actions);
+  }
+
   /** Carries out the state machines' actions and re-arms the timer for their next deadline. */
   private act(actions: readonly Action[]): void {
+    const now = Date.now();
     for (const action of actions) {
       switch (action.kind) {
         case 'send':
+          if ('what' in action && (action.what === 'map-request' || action.what === 'rloc-probe')) this.replies.sent(action.what, action.bytes, now);
           this.socket.send(action.bytes, action.port, action.to);
           break;
         case 'reinject':
@@ -167,16 +215,63 @@ export class XtrControlPlane {
 
   /**
    * Our local mappings changed: SMRs to the ITRs that cached them (the registrar registers the
-   * difference through its configChanged). The configuration reload is to call this.
+   * difference through its configChanged). With `prefixes`, only those are named: a reload
+   * solicits for the prefixes it removed — an ITR caching a kept prefix has nothing to learn, and
+   * its re-resolution would replace a working session's keys for nothing.
    */
-  localMappingsChanged(): void {
-    this.act(this.responder.solicitMapRequests(Date.now()));
+  localMappingsChanged(prefixes?: readonly EidPrefix[]): void {
+    if (!prefixes) {
+      this.act(this.responder.solicitMapRequests(Date.now()));
+      return;
+    }
+    // The responder names the prefixes it serves: for this one call it serves exactly `prefixes`.
+    const served = this.deps.localEids.splice(0, this.deps.localEids.length, ...prefixes);
+    let actions: ReturnType<Responder['solicitMapRequests']>;
+    try {
+      actions = this.responder.solicitMapRequests(Date.now());
+    } finally {
+      this.deps.localEids.splice(0, this.deps.localEids.length, ...served);
+    }
+    this.act(actions);
+  }
+
+  /** Throws RangeError when `config` cannot be registered (a prefix or map-server twice). */
+  check(config: XtrConfig): void {
+    if (config.mapServers.length > 0) new Registrar(registrarConfig(config, this.xtrId), this.random);
+  }
+
+  /**
+   * A reload: map-servers and the registered set follow `config` (new records registered, removed
+   * ones deregistered with TTL 0, a removed map-server told TTL 0 for everything), the resolver
+   * uses the new map-resolvers, and ITRs caching a `removed` prefix are solicited (SMR). Call
+   * check() first and update deps.localEids before: nothing here throws for a checked config.
+   */
+  reconfigure(config: XtrConfig, removed: readonly EidPrefix[]): void {
+    const now = Date.now();
+    if (config.mapServers.length === 0) {
+      const last = this.registrar?.shutdown(now) ?? [];
+      this.registrarAct(last);
+      this.registrar = undefined;
+    } else if (!this.registrar) {
+      this.registrar = new Registrar(registrarConfig(config, this.xtrId), this.random);
+      this.registrarAct(this.registrar.start(now));
+    } else {
+      this.registrarAct(this.registrar.configChanged(registrarConfig(config, this.xtrId), now));
+    }
+    this.mapResolvers.splice(0, this.mapResolvers.length, ...config.mapResolvers.map((m) => m.address));
+    if (removed.length > 0) this.localMappingsChanged(removed);
+  }
+
+  /** When the responder last installed an opening key for each ITR locator. */
+  inboundKeys(): ReadonlyMap<string, number> {
+    return this.inboundKeyAt;
   }
 
   private tick(): void {
     const now = Date.now();
     this.responder.expire(now);
-    this.act([...(this.registrar?.tick(now) ?? []), ...(this.resolver?.tick(now) ?? [])]);
+    this.registrarAct(this.registrar?.tick(now) ?? []);
+    this.act(this.resolver?.tick(now) ?? []);
   }
 
   status(): {
@@ -185,8 +280,11 @@ export class XtrControlPlane {
     readonly responder: Readonly<Record<string, number>>;
     readonly unsupported: number;
     readonly heldDiscarded: number;
+    /** Map-Registers sent, Map-Notifies taken, unanswered rounds, per map-server (address:port). */
+    readonly registrationTotals: Readonly<Record<string, RegistrationTotals>>;
   } {
     return {
+      registrationTotals: Object.fromEntries([...this.registrations.all()].map(([k, t]) => [k, { ...t }])),
       registration: this.registrar?.status(),
       resolver: this.resolver ? Object.fromEntries(this.resolver.counters) : undefined,
       responder: Object.fromEntries(this.responder.counters),
@@ -199,6 +297,7 @@ export class XtrControlPlane {
   async stop(): Promise<void> {
     if (this.timer) clearTimeout(this.timer);
     const actions = this.registrar?.shutdown(Date.now()) ?? [];
+    for (const a of actions) if (a.kind === 'send') this.registrations.sent(a.to, a.port);
     await Promise.all(
       actions.map((a) => (a.kind === 'send' ? new Promise<void>((resolve) => this.socket.send(a.bytes, a.port, a.to, () => resolve())) : Promise.resolve())),
     );

@@ -16,6 +16,8 @@ export interface Peer {
   readonly address: string;
   readonly itr: ItrPeer;
   readonly etr: EtrPeer;
+  /** When its static keys were installed (the caller's clock), for the key age in status output. */
+  readonly keyedAt: number;
 }
 
 export interface PeerKeys {
@@ -35,7 +37,7 @@ export function createPeer(address: string, family: 4 | 6, port: number, keys: P
   const slot = new Uint8Array(16);
   writeAddressSlot(slot, 0, address);
   if (!keys) {
-    return { address, itr: { family, address: slot, port, sealing: undefined }, etr: { opening: undefined, acceptClear: true } };
+    return { address, itr: { family, address: slot, port, sealing: undefined }, etr: { opening: undefined, acceptClear: true }, keyedAt: now };
   }
   const derived = deriveDataPlaneKeys(keys.own, keys.peerPublic);
   const salt = randomBytes(8);
@@ -44,7 +46,7 @@ export function createPeer(address: string, family: 4 | 6, port: number, keys: P
   sealing.install({ keyId: 1, suite: keys.suite, keys: derived, salt, now });
   const opening = new OpeningSession(keys.backend);
   opening.install({ keyId: 1, suite: keys.suite, keys: derived, salt, now });
-  return { address, itr: { family, address: slot, port, sealing }, etr: { opening, acceptClear: keys.acceptClear } };
+  return { address, itr: { family, address: slot, port, sealing }, etr: { opening, acceptClear: keys.acceptClear }, keyedAt: now };
 }
 
 /** Finds the peer of a source locator without building a string for IPv4. */
@@ -55,6 +57,17 @@ export class PeerTable {
   add(peer: Peer): void {
     if (peer.itr.family === 4) this.v4.set(u32(peer.itr.address, 12), peer);
     else this.v6.set(Buffer.from(peer.itr.address).toString('hex'), peer);
+  }
+
+  /** Removes the peer of `address` and closes its sessions. */
+  remove(address: string): Peer | undefined {
+    const peer = this.get(address);
+    if (!peer) return undefined;
+    if (peer.itr.family === 4) this.v4.delete(u32(peer.itr.address, 12));
+    else this.v6.delete(Buffer.from(peer.itr.address).toString('hex'));
+    peer.itr.sealing?.close();
+    peer.etr.opening?.close();
+    return peer;
   }
 
   get(address: string): Peer | undefined {

@@ -1,6 +1,5 @@
 // The xTR daemon: wires the TUN and the batched UDP socket to the sans-IO ITR and ETR. The only
 // place where the data plane meets I/O. Each readable event drains its source in batches of 64.
-import { performance } from 'node:perf_hooks';
 import type { CipherBackend } from '../../crypto/cipher-backend.js';
 import { DropCounters } from '../../lisp/drop-counters.js';
 import { createEtrOutput, Etr } from '../../lisp/etr.js';
@@ -8,15 +7,24 @@ import { RateLimiter } from '../../lisp/icmp-too-big.js';
 import { destinationOffset, sourceOffset } from '../../lisp/inner-ip.js';
 import { Itr, ITR_HEADROOM } from '../../lisp/itr.js';
 import { MapCache } from '../../lisp/map-cache.js';
-import { formatPrefix } from '../../lisp/prefix.js';
-import { applyInterfaceConfig } from '../../tun/interface.js';
+import type { EidPrefix } from '../../lisp/prefix.js';
 import { openTun, type NativeTunDevice } from '../../tun/tun-device.js';
 import { allocateUdpBatch, openBatchUdpSocket, type BatchUdpSocket } from '../../tun/udp-socket.js';
 import { cipherBackend } from '../cipher-backends.js';
 import { servedEidPrefixes, type XtrConfig } from '../config/xtr-config.js';
 import type { Logger } from '../log.js';
+import { CaptureServer } from '../ops/capture-server.js';
+import type { DaemonMetrics } from '../ops/metrics.js';
+import { tapInnerBatch, tapUnderlayBatch, type PacketTap } from '../ops/packet-tap.js';
+import type { ReloadPlan } from '../ops/reload.js';
+import type { ReloadSummary, XtrStatusReport } from '../ops/status-report.js';
 import { XtrControlPlane } from './control-plane.js';
-import { createPeer, PeerTable, type Peer } from './peers.js';
+import type { Peer } from './peers.js';
+import { StaticMappings } from './static-mappings.js';
+import { TunAddressing, tunLayout } from './tun-addressing.js';
+import { registerXtrMetrics } from './xtr-metrics.js';
+import { diffXtrConfig } from './xtr-reload.js';
+import { buildXtrStatus } from './xtr-status.js';
 
 const BATCH = 64;
 /** Batches per readable event before yielding to the other direction. */
@@ -27,6 +35,7 @@ export interface XtrStats {
   readonly underlay: { readonly in: number; readonly inBytes: number; readonly out: number; readonly outBytes: number };
   readonly drops: Readonly<Record<string, number>>;
   readonly peers: readonly { readonly locator: string; readonly encrypted: boolean; readonly sealed: number }[];
+  readonly mapCache: { readonly size: number; readonly learned: number };
   readonly control: ReturnType<XtrControlPlane['status']> | undefined;
 }
 
@@ -37,49 +46,45 @@ export class XtrNode {
   private control: XtrControlPlane | undefined;
   /** Set by run(): sends packets the control plane held during resolution. */
   private inject: (packets: readonly Uint8Array[]) => void = () => undefined;
+  /** Set while `lispnode capture` runs (ops/capture-server.ts); idle, it costs one check per batch. */
+  private tap: PacketTap | undefined;
+  private capture: CaptureServer | undefined;
+  /**
+   * The EID-prefixes this node serves: one array shared by the ETR and the responder, changed in
+   * place by a reload.
+   */
+  private readonly served: EidPrefix[];
+  private readonly startedAt = Date.now();
 
   private constructor(
-    private readonly config: XtrConfig,
+    /** The running configuration; a reload replaces it. */
+    private config: XtrConfig,
     private readonly log: Logger,
     private readonly tun: NativeTunDevice,
     private readonly udp: BatchUdpSocket,
-    private readonly teardownInterface: () => Promise<void>,
-    private readonly peers: PeerTable,
+    private readonly addressing: TunAddressing,
+    private readonly statics: StaticMappings,
     private readonly mapCache: MapCache<Peer['itr']>,
-  ) {}
+  ) {
+    this.served = servedEidPrefixes(config);
+  }
 
-  static async start(config: XtrConfig, log: Logger): Promise<XtrNode> {
-    const now = performance.now();
+  /**
+   * Opens the TUN and the sockets and starts forwarding. Time is Date.now() throughout: the
+   * control plane must use wall time (registration signatures carry it) and shares the map-cache
+   * and the sessions with the data plane, so one clock keeps TTLs and key lifetimes meaningful.
+   */
+  static async start(config: XtrConfig, log: Logger, metrics?: DaemonMetrics): Promise<XtrNode> {
+    const now = Date.now();
     const enc = config.encryption;
     const backend: CipherBackend | undefined = enc.mode === 'required' ? cipherBackend(enc.backend) : undefined;
-    const peers = new PeerTable();
     const mapCache = new MapCache<Peer['itr']>();
-    for (const entry of config.mapCache) {
-      mapCache.insertStatic(entry.prefix, { locators: entry.locators.map((l) => ({ address: l.address, port: l.port, priority: l.priority, weight: l.weight })) }, now);
-      const cached = mapCache.get(entry.prefix);
-      for (const locator of cached?.kind === 'positive' ? cached.locators : []) {
-        let peer = peers.get(locator.address);
-        if (!peer) {
-          const peerPublic = enc.mode === 'required' ? enc.peers.get(locator.address) : undefined;
-          if (enc.mode === 'required' && !peerPublic) log.log('warn', 'no public key for a locator: packets to it are dropped (itr-no-key)', { locator: locator.address });
-          const keys = enc.mode === 'required' && backend && peerPublic ? { suite: enc.suite, backend, own: enc.key, peerPublic, acceptClear: enc.acceptClear } : undefined;
-          peer = createPeer(locator.address, locator.family, locator.port, keys, now);
-          peers.add(peer);
-        }
-        locator.state = peer.itr;
-      }
-    }
+    const statics = new StaticMappings(mapCache, backend, log);
+    statics.apply(config, now);
     const tun = openTun({ name: config.tun.name, mtu: config.tun.mtu });
-    let teardown: () => Promise<void>;
+    let addressing: TunAddressing;
     try {
-      teardown = await applyInterfaceConfig({
-        name: tun.name,
-        addresses: [
-          ...config.localEids.flatMap((e) => (e.address ? [`${e.address}/${e.prefix.family === 4 ? 32 : 128}`] : [])),
-          ...(config.cryptoEid ? [`${config.cryptoEid.eid}/128`] : []),
-        ],
-        routes: config.tun.routes.map((p) => formatPrefix(p).replace(/^\[\d+\]/, '')),
-      });
+      addressing = await TunAddressing.apply(tun.name, tunLayout(config));
     } catch (error) {
       tun.close();
       throw error;
@@ -88,25 +93,31 @@ export class XtrNode {
     try {
       udp = openBatchUdpSocket({ family: config.underlay.family, address: config.underlay.address, port: config.underlay.port, receiveBuffer: 4 << 20, sendBuffer: 4 << 20 });
     } catch (error) {
-      await teardown();
+      await addressing.teardown();
       tun.close();
       throw error;
     }
-    const node = new XtrNode(config, log, tun, udp, teardown, peers, mapCache);
+    const node = new XtrNode(config, log, tun, udp, addressing, statics, mapCache);
+    const observed = metrics ? registerXtrMetrics(metrics, node) : undefined;
     try {
-      node.control = await XtrControlPlane.start(config, { mapCache, backend, reinject: (packets) => node.inject(packets) }, log);
+      node.control = await XtrControlPlane.start(
+        config,
+        { mapCache, backend, reinject: (packets) => node.inject(packets), localEids: node.served, ...(observed && { replyLatency: observed.replyLatency }) },
+        log,
+      );
     } catch (error) {
       await node.stop();
       throw error;
     }
     node.run();
+    node.capture = await CaptureServer.start({ role: 'xtr', configFile: config.file, underlay: ['data 4341'], inner: true, log, attach: (tap) => (node.tap = tap) });
     log.log('info', 'xTR started', {
       tun: tun.name,
       mtu: tun.mtu,
       locator: `${config.underlay.address}:${udp.port}`,
       encryption: enc.mode === 'required' ? `suite ${enc.suite} (${backend?.name ?? '?'})` : 'off',
       mapCache: mapCache.size,
-      peers: [...peers.all()].length,
+      peers: [...statics.peers.all()].length,
     });
     return node;
   }
@@ -128,9 +139,9 @@ export class XtrNode {
     });
     const etr = new Etr({
       instanceId: config.instanceId,
-      localEids: servedEidPrefixes(config),
+      localEids: this.served,
       mapCache: this.mapCache,
-      peerFor: (family, bytes, offset) => this.peers.find(family, bytes, offset)?.etr ?? this.control?.responder.peerFor(family, bytes, offset),
+      peerFor: (family, bytes, offset) => this.statics.peers.find(family, bytes, offset)?.etr ?? this.control?.responder.peerFor(family, bytes, offset),
       acceptClearFromStrangers: enc.mode === 'off',
       drops: this.drops,
     });
@@ -142,10 +153,12 @@ export class XtrNode {
     const icmpLengths = new Uint32Array(BATCH);
 
     /** Encapsulates and sends the n inner packets now in itr.buffers (sizes[i] bytes each). */
+    const local = { address: config.underlay.address, port: this.udp.port };
     const forward = (n: number): void => {
+      if (this.tap) tapInnerBatch(this.tap, 'out', itr.buffers, ITR_HEADROOM, sizes, n);
       this.counts.tunIn += n;
       for (let i = 0; i < n; i++) this.counts.tunInBytes += sizes[i] ?? 0;
-      itr.process(sizes, n, performance.now(), itrOut);
+      itr.process(sizes, n, Date.now(), itrOut);
       for (let k = 0; k < itrOut.missCount; k++) {
         const i = itrOut.misses[k] ?? 0;
         const buf = itr.buffers[i] ?? new Uint8Array(0);
@@ -166,6 +179,7 @@ export class XtrNode {
       if (itrOut.count > 0) {
         const result = this.udp.sendBatch(sendBufs, send.offsets, send.lengths, send.addresses, send.ports, itrOut.count);
         this.counts.udpOut += result.sent;
+        if (this.tap) tapUnderlayBatch(this.tap, 'out', local, sendBufs, send.offsets, send.lengths, send.addresses, send.ports, result.consumed);
         for (let k = 0; k < result.consumed; k++) this.counts.udpOutBytes += send.lengths[k] ?? 0;
         const failed = itrOut.count - result.sent;
         if (failed > 0) this.drops.add('itr-send-failed', failed);
@@ -208,7 +222,8 @@ export class XtrNode {
         if (n === 0) return;
         this.counts.udpIn += n;
         for (let i = 0; i < n; i++) this.counts.udpInBytes += recv.lengths[i] ?? 0;
-        etr.process({ bufs: recv.packets, lengths: recv.lengths, count: n, sourceAddress: recv.addresses }, performance.now(), etrOut);
+        if (this.tap) tapUnderlayBatch(this.tap, 'in', local, recv.packets, 0, recv.lengths, recv.addresses, recv.ports, n);
+        etr.process({ bufs: recv.packets, lengths: recv.lengths, count: n, sourceAddress: recv.addresses }, Date.now(), etrOut);
         for (let k = 0; k < etrOut.sourceMissCount; k++) {
           const buf = recv.packets[etrOut.sourceMisses[k] ?? 0] ?? new Uint8Array(0);
           const at = etrOut.sourceMissOffsets[k] ?? 0;
@@ -217,6 +232,7 @@ export class XtrNode {
           this.control?.miss(config.instanceId, buf.subarray(src, src + (family === 4 ? 4 : 16)));
         }
         for (let k = 0; k < etrOut.count; k++) deliverBufs[k] = recv.packets[etrOut.index[k] ?? 0] ?? new Uint8Array(0);
+        if (this.tap) tapInnerBatch(this.tap, 'in', deliverBufs, etrOut.offsets, etrOut.lengths, etrOut.count);
         let written = 0;
         while (written < etrOut.count) {
           const w = this.tun.writeBatch(deliverBufs.slice(written, etrOut.count), etrOut.offsets.subarray(written), etrOut.lengths.subarray(written), etrOut.count - written);
@@ -233,9 +249,9 @@ export class XtrNode {
     this.tun.startReading(fromTun);
     this.udp.startReading(fromUnderlay);
     this.timer = setInterval(() => {
-      const now = performance.now();
+      const now = Date.now();
       this.mapCache.expire(now);
-      for (const peer of this.peers.all()) peer.etr.opening?.expire(now);
+      for (const peer of this.statics.peers.all()) peer.etr.opening?.expire(now);
     }, 1000);
     this.timer.unref();
   }
@@ -246,25 +262,65 @@ export class XtrNode {
       tun: { in: c.tunIn, inBytes: c.tunInBytes, out: c.tunOut, outBytes: c.tunOutBytes },
       underlay: { in: c.udpIn, inBytes: c.udpInBytes, out: c.udpOut, outBytes: c.udpOutBytes },
       drops: this.drops.snapshot(),
-      peers: [...this.peers.all()].map((p) => ({ locator: p.address, encrypted: p.itr.sealing !== undefined, sealed: p.itr.sealing?.packetsSealed ?? 0 })),
+      peers: [...this.statics.peers.all()].map((p) => ({ locator: p.address, encrypted: p.itr.sealing !== undefined, sealed: p.itr.sealing?.packetsSealed ?? 0 })),
+      mapCache: { size: this.mapCache.size, learned: this.mapCache.learnedCount },
       control: this.control?.status(),
+    };
+  }
+
+  /** The status socket's answer (ops/status-report.ts). */
+  status(reloads: ReloadSummary, limit?: number): XtrStatusReport {
+    return buildXtrStatus(
+      {
+        config: this.config,
+        startedAt: this.startedAt,
+        reloads,
+        stats: this.stats(),
+        tunMtu: this.tun.mtu,
+        served: this.served,
+        mapCache: this.mapCache,
+        staticPeers: this.statics.peers,
+        control: this.control,
+      },
+      Date.now(),
+      limit,
+    );
+  }
+
+  /**
+   * A reload to `next` (ops/reload.ts): what needs a restart, what would change, and how to apply
+   * it without touching the TUN device, the sockets or established sessions.
+   */
+  prepareReload(next: XtrConfig): ReloadPlan {
+    const diff = diffXtrConfig(this.config, next);
+    this.control?.check(next);
+    return {
+      restart: diff.restart,
+      changes: diff.changes,
+      apply: async () => {
+        const tun = await this.addressing.update(tunLayout(next));
+        for (const problem of tun.problems) this.log.log('warn', 'reload: a TUN address or route could not be removed', { problem });
+        this.served.splice(0, this.served.length, ...servedEidPrefixes(next));
+        const statics = this.statics.apply(next, Date.now());
+        this.control?.reconfigure(next, diff.removedEids);
+        this.config = next;
+        return [...diff.details, ...tun.changes, ...statics];
+      },
     };
   }
 
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
+    await this.capture?.close();
     await this.control?.stop();
     this.tun.stopReading();
     this.udp.stopReading();
     this.udp.close();
     try {
-      await this.teardownInterface();
+      await this.addressing.teardown();
     } finally {
       this.tun.close();
-      for (const peer of this.peers.all()) {
-        peer.itr.sealing?.close();
-        peer.etr.opening?.close();
-      }
+      this.statics.close();
       this.log.log('info', 'xTR stopped', { tun: this.config.tun.name });
     }
   }

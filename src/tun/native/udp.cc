@@ -56,7 +56,8 @@ constexpr uint32_t kMaxMessagesPerCall = 1024;
 constexpr uint32_t kFlagDualStack = 1;       // AF_INET6: IPV6_V6ONLY = 0
 constexpr uint32_t kFlagZeroChecksumTx = 2;  // UDP_NO_CHECK6_TX (and SO_NO_CHECK for IPv4)
 constexpr uint32_t kFlagReuseAddress = 4;    // SO_REUSEADDR
-constexpr uint32_t kKnownFlags = kFlagDualStack | kFlagZeroChecksumTx | kFlagReuseAddress;
+constexpr uint32_t kFlagTransparent = 8;     // IP_TRANSPARENT / IPV6_TRANSPARENT (needs CAP_NET_ADMIN)
+constexpr uint32_t kKnownFlags = kFlagDualStack | kFlagZeroChecksumTx | kFlagReuseAddress | kFlagTransparent;
 
 struct Counters {
   uint64_t received = 0;
@@ -353,6 +354,12 @@ napi_value Construct(napi_env env, napi_callback_info info) {
   }
   // A dual-stack socket sends IPv4 under the IPv4 options, so it gets both.
   bool v4_options = family == AF_INET || dual_stack;
+  // Transparent: bind to an address this host does not have and send from it (lispnode replay
+  // keeps a capture's outer source addresses this way; the kernel still writes the headers).
+  if ((flags & kFlagTransparent) != 0) {
+    if (v4_options && !SetIntOption(fd, IPPROTO_IP, IP_TRANSPARENT, 1)) return fail("setsockopt IP_TRANSPARENT");
+    if (family == AF_INET6 && !SetIntOption(fd, IPPROTO_IPV6, IPV6_TRANSPARENT, 1)) return fail("setsockopt IPV6_TRANSPARENT");
+  }
   if (tos >= 0) {
     if (v4_options && !SetIntOption(fd, IPPROTO_IP, IP_TOS, static_cast<int>(tos))) return fail("setsockopt IP_TOS");
     if (family == AF_INET6 && !SetIntOption(fd, IPPROTO_IPV6, IPV6_TCLASS, static_cast<int>(tos))) return fail("setsockopt IPV6_TCLASS");
