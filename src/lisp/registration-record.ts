@@ -1,7 +1,8 @@
 // Carrying signatures in Map-Register records (lisp-protocol.md §5.2–5.3, docs/registration-signature.md):
 // a priority-255 locator whose address is AFI-List{AFI none, JSON LCAF}, as lispers.net writes it.
-// Three JSON bodies travel this way: {"public-key"} on the hash-EID record, the legacy static
-// {"signature-eid", "signature"}, and lispnode's replay-proof {"registration-signature", …}.
+// Four JSON bodies travel this way: {"public-key"} on the hash-EID record, the legacy static
+// {"signature-eid", "signature"}, lispnode's replay-proof {"registration-signature", …}, and
+// lispnode's {"attestation-ticket"} (the controller's signed admission of the EID; opaque here).
 import { createHash, type KeyObject } from 'node:crypto';
 import { signRegistration, verifyRegistration, type RegistrationVerdict } from '../crypto/registration-signature.js';
 import type { EidText } from '../crypto/eid-signature.js';
@@ -52,6 +53,42 @@ export function addRegistrationSignature(record: EidRecord, scalar: Uint8Array, 
   const signature = signRegistration(scalar, { ...claims, recordDigest: registrationRecordDigest(base) });
   const locator = jsonLocator({ [REGISTRATION_KEY]: signature, 'signed-eid': `[${claims.eid.iid}]${claims.eid.text}`, timestamp: claims.timestamp });
   return { ...base, locators: [...base.locators, locator] };
+}
+
+const TICKET_KEY = 'attestation-ticket';
+// Standard base64 with padding, nothing else: one spelling per ticket.
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+/** Whether the locator carries an attestation ticket (well-formed or not). */
+export function isTicketLocator(l: LocatorRecord): boolean {
+  return locatorJson(l)?.[TICKET_KEY] !== undefined;
+}
+
+/** The locator that carries an attestation ticket (the controller's envelope bytes, as base64). */
+export function ticketLocator(ticket: Uint8Array): LocatorRecord {
+  return jsonLocator({ [TICKET_KEY]: Buffer.from(ticket).toString('base64') });
+}
+
+/**
+ * Returns the record with `ticket` in an attestation-ticket locator (replacing an older one),
+ * placed before any registration-signature locator. Add it before `addRegistrationSignature`:
+ * the registration signature's digest then covers it, so the ticket cannot be lifted onto
+ * another record, and a registration signature made before it no longer verifies.
+ */
+export function addAttestationTicket(record: EidRecord, ticket: Uint8Array): EidRecord {
+  const others = record.locators.filter((l) => !isTicketLocator(l));
+  const at = others.findIndex(isRegistrationLocator);
+  const cut = at < 0 ? others.length : at;
+  return { ...record, locators: [...others.slice(0, cut), ticketLocator(ticket), ...others.slice(cut)] };
+}
+
+/** The ticket bytes a record carries; 'malformed' for two tickets, a non-string or non-base64 value. */
+export function recordTicket(record: EidRecord): Uint8Array | undefined | 'malformed' {
+  const values = record.locators.map((l) => locatorJson(l)?.[TICKET_KEY]).filter((v) => v !== undefined);
+  if (values.length === 0) return undefined;
+  const [value] = values;
+  if (values.length > 1 || typeof value !== 'string' || value.length === 0 || !BASE64.test(value)) return 'malformed';
+  return new Uint8Array(Buffer.from(value, 'base64'));
 }
 
 export type RegistrationCheck = RegistrationVerdict | 'missing' | 'malformed' | 'eid-mismatch';

@@ -6,3 +6,4 @@ export * from './registrations.js';
 export * from './register-handler.js';
 export * from './lookup-policy.js';
 export * from './request-handler.js';
+export * from './attestation-ticket.js';

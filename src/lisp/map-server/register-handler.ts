@@ -11,7 +11,9 @@
 //   3. a byte-identical copy of a signed Map-Register this site accepted within the replay
 //      window is dropped whole;
 //   4. hash-EID records (public keys), then every other record: allowed prefix, ownership,
-//      crypto-EID binding (the EID derives from the key), EID signature, registration signature.
+//      crypto-EID binding (the EID derives from the key), EID signature, registration signature,
+//      and where the site requires it the attestation ticket (attestation-ticket.ts), which also
+//      bounds the registration's lifetime.
 // A refused record does not spoil the others; the Map-Notify acknowledges only what was accepted.
 import type { KeyObject } from 'node:crypto';
 import { hashEidName, verifyCryptoEid, verifyEidSignature, type EidText } from '../../crypto/index.js';
@@ -27,6 +29,7 @@ import { eidPrefix, parsePrefix, prefixCovers, prefixOfEid, type EidPrefix } fro
 import { readEidRecord, type EidRecord } from '../records.js';
 import { checkRegistrationSignature, locatorJson, type RegistrationCheck } from '../registration-record.js';
 import { XTR_IDENTITY_LENGTH } from '../xtr-identity.js';
+import { judgeTicket, type TicketJudgement } from './attestation-ticket.js';
 import {
   hashEidKey,
   hashEidOf,
@@ -97,6 +100,13 @@ export const RECORD_REFUSALS = [
   'record-registration-signature-from-the-future',
   /** A registration signature older than, or the same as, one already accepted for this EID. */
   'record-replayed',
+  /** The site requires an attestation ticket and the record carries none. */
+  'record-attestation-ticket-missing',
+  /** Malformed, not signed by a trusted controller signing certificate, or not yet valid. */
+  'record-attestation-ticket-invalid',
+  'record-attestation-ticket-expired',
+  /** A valid ticket that does not list this EID (or its instance-id). */
+  'record-attestation-ticket-not-admitted',
 ] as const;
 
 export type RegisterDropReason = (typeof REGISTER_DROP_REASONS)[number];
@@ -125,7 +135,7 @@ export type RecordOutcome =
   | { readonly index: number; readonly outcome: 'registered' | 'refreshed'; readonly key: string; readonly expiresAt: number }
   /** TTL 0; `removed` is false when nothing was registered under the key. */
   | { readonly index: number; readonly outcome: 'deregistered'; readonly key: string; readonly removed: boolean }
-  | { readonly index: number; readonly outcome: 'refused'; readonly reason: RecordRefusal; readonly key: string | undefined };
+  | { readonly index: number; readonly outcome: 'refused'; readonly reason: RecordRefusal; readonly key: string | undefined; readonly detail?: string };
 
 export type RegisterVerdict =
   | { readonly kind: 'dropped'; readonly reason: RegisterDropReason; readonly site: string | undefined; readonly actions: readonly RegisterAction[] }
@@ -147,7 +157,9 @@ export type RestoreDropReason =
   /** The site's allowed prefixes, or the crypto-EID prefixes, no longer admit the registration. */
   | 'not-allowed'
   /** The configuration now demands more proof than was given, or the signer's key is gone. */
-  | 'proof-insufficient';
+  | 'proof-insufficient'
+  /** The site requires attestation tickets and the record's ticket fails the current checker. */
+  | 'attestation-ticket';
 
 export type RestoreReport =
   | { readonly ok: true; readonly restored: number; readonly dropped: readonly { readonly key: string; readonly reason: RestoreDropReason }[] }
@@ -265,7 +277,7 @@ export class RegisterHandler {
     const dropped: { key: string; reason: RestoreDropReason }[] = [...restored.dropped];
     const all = [...store.entries()].sort((a, b) => (a.kind === b.kind ? 0 : a.kind === 'hash-eid' ? -1 : 1));
     for (const r of all) {
-      const reason = this.recheck(store, r, now);
+      const reason = this.recheck(store, r, now) ?? this.readmit(store, r, now);
       if (reason) {
         store.remove(r.key);
         dropped.push({ key: r.key, reason });
@@ -357,7 +369,7 @@ export class RegisterHandler {
     if (claim.kind !== 'prefix') return { index, outcome: 'refused', reason: 'record-unsupported-eid', key: undefined };
     const prefix = claim.prefix;
     const key = prefixKey(prefix);
-    const refuse = (reason: RecordRefusal): Outcome => ({ index, outcome: 'refused', reason, key });
+    const refuse = (reason: RecordRefusal, detail?: string): Outcome => ({ index, outcome: 'refused', reason, key, ...(detail !== undefined && { detail }) });
     if (!siteAllows(ctx.site, prefix)) return refuse('record-outside-site-prefixes');
     const crypto = cryptoPrefixOverlapping(this.config, prefix);
     // A shorter prefix over (or inside) crypto-EID space would answer lookups for crypto-EIDs
@@ -369,13 +381,23 @@ export class RegisterHandler {
     const judged: Judgement = needed === 'site-key' ? { ok: true, proof: { level: 'site-key' } } : this.checkSignatures(ctx, record, prefix, crypto, key);
     if (!judged.ok) return refuse(judged.reason);
     const proof = judged.proof;
+    const lifetime = this.lifetimeMs(ctx.m, record);
+    // Deregistering needs no admission. A refused ticket leaves an existing registration (and its
+    // ticket-bound expiry) as it was: no refresh without a valid ticket.
+    const ticket: TicketJudgement | undefined = lifetime > 0 && ctx.site.requireAttestationTicket ? judgeTicket(record, prefix, this.config.ticketCheck, ctx.now) : undefined;
+    if (ticket && !ticket.ok) return refuse(`record-attestation-ticket-${ticket.reason}`, ticket.detail);
     if (proof.level === 'registration-signature') {
       this.current.raiseSignatureFloor(key, { timestamp: proof.timestamp, nonce: proof.nonce, expiresAt: ctx.now + this.config.replayWindowMs });
     }
     const signed = proof.level !== 'site-key';
-    const lifetime = this.lifetimeMs(ctx.m, record);
     if (lifetime === 0) return this.deregister(ctx, index, key, signed);
-    const r: Registration = { kind: 'prefix', ...this.fields(ctx, key, prefix.instanceId, record, index, previous, lifetime, proof), prefix };
+    const bounded = ticket ? Math.min(lifetime, ticket.notAfter - ctx.now) : lifetime;
+    const r: Registration = {
+      kind: 'prefix',
+      ...this.fields(ctx, key, prefix.instanceId, record, index, previous, bounded, proof),
+      prefix,
+      ...(ticket && { ticketNotAfter: ticket.notAfter }),
+    };
     this.current.put(r);
     return { index, outcome: previous && ctx.now < previous.expiresAt ? 'refreshed' : 'registered', key, expiresAt: r.expiresAt, signed };
   }
@@ -515,13 +537,26 @@ export class RegisterHandler {
     if (crypto && !(signer.eid.length === r.prefix.length && prefixCovers(signer.eid, r.prefix))) return 'proof-insufficient';
     return undefined;
   }
+
+  /**
+   * A restored registration of a site requiring tickets keeps its (ticket-bound) expiry only if
+   * its ticket still passes the checker configured now: a signing certificate no longer trusted
+   * or a ticket that ended drops it. One ECDSA verification per such registration.
+   */
+  private readmit(store: RegistrationStore, r: Registration, now: number): RestoreDropReason | undefined {
+    if (r.kind !== 'prefix' || !this.config.siteByName.get(r.site)?.requireAttestationTicket) return undefined;
+    const ticket = judgeTicket(r.record, r.prefix, this.config.ticketCheck, now);
+    if (!ticket.ok) return 'attestation-ticket';
+    store.put({ ...r, expiresAt: Math.min(r.expiresAt, ticket.notAfter), ticketNotAfter: ticket.notAfter });
+    return undefined;
+  }
 }
 
 /** An outcome plus whether its acceptance rested on a signature (for the replay memory). */
 type Outcome = RecordOutcome & { readonly signed?: boolean };
 
 function stripSigned(o: Outcome): RecordOutcome {
-  if (o.outcome === 'refused') return { index: o.index, outcome: o.outcome, reason: o.reason, key: o.key };
+  if (o.outcome === 'refused') return { index: o.index, outcome: o.outcome, reason: o.reason, key: o.key, ...(o.detail !== undefined && { detail: o.detail }) };
   if (o.outcome === 'deregistered') return { index: o.index, outcome: o.outcome, key: o.key, removed: o.removed };
   return { index: o.index, outcome: o.outcome, key: o.key, expiresAt: o.expiresAt };
 }

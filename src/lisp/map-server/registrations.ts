@@ -59,6 +59,12 @@ interface RegistrationFields {
   readonly lastRegisteredAt: number;
   readonly expiresAt: number;
   readonly proof: RegistrationProof;
+  /**
+   * The end of the attestation ticket that admitted it (sites requiring tickets): `expiresAt` is
+   * never later, and proxy replies' TTLs end with it. Not in the snapshot: a restore re-checks
+   * the ticket the record carries against the trust configured then (RegisterHandler.restore).
+   */
+  readonly ticketNotAfter?: number;
 }
 
 export interface PrefixRegistration extends RegistrationFields {

@@ -41,6 +41,8 @@ import type { MapRequest } from '../map-request.js';
 import { MESSAGE_TYPE } from '../message-type.js';
 import { eidPrefix, familyBits, prefixCovers, prefixOfEid, type EidPrefix } from '../prefix.js';
 import { ACTION, type Action, type EidRecord, type LocatorRecord } from '../records.js';
+import { isTicketLocator } from '../registration-record.js';
+import { ticketTtl } from './attestation-ticket.js';
 import { authenticateRequester, checkLookup, isAllowAll, policyFor, SIGNATURE_FAILURES, type LookupVerdict, type Requester, type SignatureFailure } from './lookup-policy.js';
 import type { Endpoint, PrefixRegistration, RegistrationStore } from './registrations.js';
 import { cryptoPrefixOverlapping, type AllowedPrefix, type ResolvedConfig, type SiteConfig } from './site.js';
@@ -246,7 +248,9 @@ export class RequestHandler {
     const answered = { nonce: m.nonce, target, registration: registration.key, requester };
     if (registration.proxyReply) {
       this.counters.add('reply-proxy');
-      return { actions: [{ kind: 'send', ...reply, bytes: proxyReply(m, registration, this.ttls.positive) }], outcome: { kind: 'proxy-reply', ...answered } };
+      // A ticket-bound registration: peers' map-caches end with the ticket (to the minute).
+      const ttl = registration.ticketNotAfter === undefined ? this.ttls.positive : ticketTtl(this.ttls.positive, registration.ticketNotAfter, now);
+      return { actions: [{ kind: 'send', ...reply, bytes: proxyReply(m, registration, ttl) }], outcome: { kind: 'proxy-reply', ...answered } };
     }
     const etr = etrLocator(registration.record.locators);
     if (etr === undefined) return this.drop('request-no-etr-rloc');
@@ -361,11 +365,13 @@ function mapReply(m: MapRequest, record: EidRecord): Uint8Array {
 /**
  * The registered record with the map-server's TTL, A clear (not from the site's ETR) and every
  * locator as registered, the priority-255 JSON locators (signatures, public keys) included so an
- * ITR may check them end to end (§5.6). L and p are cleared: they describe the sender's own
- * locators and probes, and the sender is now the map-server.
+ * ITR may check them end to end (§5.6) — except an attestation ticket: it is for the map-server
+ * (an ITR cannot check it), it names the node's device, and it would cost ~400 bytes per reply.
+ * L and p are cleared: they describe the sender's own locators and probes, and the sender is now
+ * the map-server.
  */
 function proxyReply(m: MapRequest, r: PrefixRegistration, ttl: number): Uint8Array {
-  const locators = r.record.locators.map((l) => ({ ...l, local: false, probed: false }));
+  const locators = r.record.locators.filter((l) => !isTicketLocator(l)).map((l) => ({ ...l, local: false, probed: false }));
   return mapReply(m, { ...r.record, ttl, authoritative: false, locators });
 }
 

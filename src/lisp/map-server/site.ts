@@ -6,6 +6,7 @@
 import { checkEidPrefix, type EidDerivation, type EidPrefix as CryptoPrefix } from '../../crypto/index.js';
 import { isAuthAlgorithm, type AuthKey } from '../auth.js';
 import { formatPrefix, prefixCovers, type EidPrefix } from '../prefix.js';
+import type { TicketCheck } from './attestation-ticket.js';
 import type { LookupPolicy } from './lookup-policy.js';
 
 export interface AllowedPrefix {
@@ -32,6 +33,13 @@ export interface SiteConfig {
    * Without it the signature is still verified when a record carries one.
    */
   readonly requireRegistrationSignature: boolean;
+  /**
+   * Attestation-gated membership (attestation-ticket.ts): every IP EID-record the site registers
+   * carries a controller-signed attestation ticket that admits its EID, checked by the server's
+   * `ticketCheck`; the registration then lives no longer than the ticket. Hash-EID (public key)
+   * records and deregistrations need none. Default false.
+   */
+  readonly requireAttestationTicket?: boolean;
   /**
    * Who may look up the site's EIDs (lookup-policy.ts); default ALLOW_ALL. Applies to proxy
    * replies and to Map-Requests forwarded to the site's ETRs alike (lispers.net checks its
@@ -79,6 +87,11 @@ export interface MapServerConfig {
    */
   readonly cryptoEidPrefixes: readonly CryptoEidPrefix[];
   readonly timers?: Partial<RegistrationTimers>;
+  /**
+   * Judges attestation tickets for sites with `requireAttestationTicket` (the daemon passes
+   * src/control/ticket.ts ticketChecker over the controller's signing certificates).
+   */
+  readonly ticketCheck?: TicketCheck;
 }
 
 /** A checked configuration: what the handler keeps. */
@@ -87,6 +100,7 @@ export interface ResolvedConfig {
   readonly siteByName: ReadonlyMap<string, SiteConfig>;
   readonly cryptoEidPrefixes: readonly CryptoEidPrefix[];
   readonly timers: RegistrationTimers;
+  readonly ticketCheck: TicketCheck | undefined;
   /** How long accepted signed registrations are remembered against replays, in ms. */
   readonly replayWindowMs: number;
 }
@@ -108,6 +122,9 @@ export function resolveConfig(config: MapServerConfig): ResolvedConfig {
       keyIds.add(key.keyId);
     }
     if (site.allowedPrefixes.length === 0) throw new RangeError(`${where} allows no EID-prefix`);
+    if (site.requireAttestationTicket && !config.ticketCheck) {
+      throw new RangeError(`${where} requires attestation tickets, but no ticket checker (the controller's signing certificate) is configured`);
+    }
     siteByName.set(site.name, site);
   }
   const crypto = config.cryptoEidPrefixes;
@@ -134,6 +151,7 @@ export function resolveConfig(config: MapServerConfig): ResolvedConfig {
     siteByName,
     cryptoEidPrefixes: crypto,
     timers,
+    ticketCheck: config.ticketCheck,
     replayWindowMs: (timers.signatureMaxAgeSeconds + timers.signatureMaxSkewSeconds) * 1000,
   };
 }

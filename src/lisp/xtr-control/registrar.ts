@@ -26,6 +26,10 @@
 // - Configuration changes are registered at once as a difference (changed or new records, and
 //   TTL-0 records for the removed ones); the periodic rounds go on with the whole set. A removed
 //   map-server gets TTL-0 records for everything it held, a new one a full round at once.
+// - An attestation ticket (the controller's signed admission of this node's crypto-EIDs) is asked
+//   of `options.attestationTicket` once per register round, so a renewed ticket goes out with the
+//   next refresh (or at once with a 'refresh' event). It rides on each crypto-EID record that
+//   registers, inside the registration signature; deregistrations carry none.
 import type { P256KeyPair } from '../../crypto/p256.js';
 import { publicKeyJsonValue } from '../../crypto/p256.js';
 import { DEFAULT_EID_PREFIX, deriveCryptoEid, type EidDerivation, type EidPrefix as CryptoEidPrefix } from '../../crypto/crypto-eid.js';
@@ -38,7 +42,7 @@ import { formatIpv4, formatIpv6, parseIpv4, parseIpv6 } from '../ip-text.js';
 import type { MapRegister } from '../map-register.js';
 import { formatPrefix, type EidPrefix } from '../prefix.js';
 import { EID_RECORD_DEFAULTS, LOCATOR_DEFAULTS, writeEidRecord, writeLocatorRecord, type EidRecord, type LocatorRecord } from '../records.js';
-import { addRegistrationSignature, jsonLocator } from '../registration-record.js';
+import { addAttestationTicket, addRegistrationSignature, jsonLocator, ticketLocator } from '../registration-record.js';
 
 export const MAP_SERVER_PORT = 4342;
 
@@ -112,6 +116,16 @@ export interface RegistrarConfig {
   readonly timers?: Partial<RegistrarTimers>;
 }
 
+/** What stays the same across configuration changes. */
+export interface RegistrarOptions {
+  /**
+   * The node's current attestation ticket (the controller's AuthContainer bytes, unchanged), or
+   * undefined when it has none. Called with the round's `now` at every round that registers a
+   * crypto-EID; map-servers whose sites require tickets refuse crypto-EID records without one.
+   */
+  readonly attestationTicket?: (now: number) => Uint8Array | undefined;
+}
+
 // ------------------------------------------------------------------ events, actions, status
 
 export type RegistrarAction = { readonly kind: 'send'; readonly to: string; readonly port: number; readonly bytes: Uint8Array } | { readonly kind: 'drop'; readonly reason: NotifyRefusal };
@@ -126,6 +140,8 @@ export type RegistrarEvent =
   | { readonly kind: 'tick' }
   | { readonly kind: 'map-notify'; readonly bytes: Uint8Array; readonly from: Endpoint }
   | { readonly kind: 'config-changed'; readonly config: RegistrarConfig }
+  /** Everything to every map-server now, e.g. because a renewed attestation ticket should not wait. */
+  | { readonly kind: 'refresh' }
   | { readonly kind: 'shutdown' };
 
 /** Why a received Map-Notify was not taken; the names double as counters. */
@@ -179,7 +195,7 @@ interface Entry {
   readonly template: EidRecord;
   /** For a crypto-EID record: signs the registration signature per message. */
   readonly signer: { readonly scalar: Uint8Array; readonly eid: EidText } | undefined;
-  /** Estimated wire bytes (the registration signature locator included). */
+  /** Estimated wire bytes (the registration signature locator included, an attestation ticket not). */
   readonly size: number;
   /** Hex of the template's wire bytes: a change re-registers at once. */
   readonly fingerprint: string;
@@ -247,6 +263,7 @@ export class Registrar {
   constructor(
     config: RegistrarConfig,
     private readonly random: (n: number) => Uint8Array,
+    private readonly options: RegistrarOptions = {},
   ) {
     this.config = resolve(config);
     for (const peer of this.config.peers) this.servers.set(peer.id, newServer(peer));
@@ -262,6 +279,8 @@ export class Registrar {
         return this.mapNotify(event.bytes, event.from, now);
       case 'config-changed':
         return this.configChanged(event.config, now);
+      case 'refresh':
+        return this.refresh(now);
       case 'shutdown':
         return this.shutdown(now);
     }
@@ -271,6 +290,12 @@ export class Registrar {
   start(now: number): RegistrarAction[] {
     if (this.phase !== 'idle') return [];
     this.phase = 'running';
+    return this.refresh(now);
+  }
+
+  /** A full round to every map-server now; each one's period restarts from here. */
+  refresh(now: number): RegistrarAction[] {
+    if (this.phase !== 'running') return [];
     const actions: RegistrarAction[] = [];
     for (const s of this.servers.values()) actions.push(...this.fullRound(s, now));
     return actions;
@@ -428,9 +453,12 @@ export class Registrar {
     const round: Round = { deadline: now + t.answerTimeoutMs, nonces: new Set(), answered: false, judged: false };
     const actions: RegistrarAction[] = [];
     const timestamp = Math.floor(now / 1000);
-    for (const batch of pack(items, t)) {
+    const ticket = items.some(carriesTicket) ? this.options.attestationTicket?.(now) : undefined;
+    const ticketSize = ticket ? locatorBytes(ticketLocator(ticket)) : 0;
+    const sizeOf = (item: Item): number => item.entry.size + (ticket && carriesTicket(item) ? ticketSize : 0);
+    for (const batch of pack(items, t, sizeOf)) {
       const nonce = this.nonce(s);
-      const records = batch.map((item) => finalRecord(item, nonce, timestamp));
+      const records = batch.map((item) => finalRecord(item, nonce, timestamp, ticket));
       const m: MapRegister = {
         type: 'map-register',
         proxyReply: peer.proxyReply,
@@ -530,8 +558,13 @@ function authRefusal(failures: readonly AuthFailure[]): NotifyRefusal {
   return 'notify-decode-error';
 }
 
+/** A crypto-EID record that registers (not a deregistration) carries the attestation ticket. */
+function carriesTicket(item: Item): boolean {
+  return item.entry.signer !== undefined && item.ttl > 0;
+}
+
 /** Greedy packing in entry order; a group (a crypto-EID's two records) is never split. */
-function pack(items: readonly Item[], t: RegistrarTimers): Item[][] {
+function pack(items: readonly Item[], t: RegistrarTimers, sizeOf: (item: Item) => number): Item[][] {
   const groups: Item[][] = [];
   for (const item of items) {
     const last = groups.at(-1);
@@ -543,7 +576,7 @@ function pack(items: readonly Item[], t: RegistrarTimers): Item[][] {
   let current: Item[] = [];
   let bytes = 0;
   for (const g of groups) {
-    const size = g.reduce((n, i) => n + i.entry.size, 0);
+    const size = g.reduce((n, i) => n + sizeOf(i), 0);
     if (current.length > 0 && (current.length + g.length > t.maxRecordsPerMessage || bytes + size > t.maxRecordBytes)) {
       batches.push(current);
       current = [];
@@ -556,11 +589,14 @@ function pack(items: readonly Item[], t: RegistrarTimers): Item[][] {
   return batches;
 }
 
-function finalRecord(item: Item, nonce: bigint, timestamp: number): EidRecord {
-  const record = item.ttl === item.entry.template.ttl ? item.entry.template : { ...item.entry.template, ttl: item.ttl };
+function finalRecord(item: Item, nonce: bigint, timestamp: number, ticket: Uint8Array | undefined): EidRecord {
+  const base = item.ttl === item.entry.template.ttl ? item.entry.template : { ...item.entry.template, ttl: item.ttl };
   const signer = item.entry.signer;
+  if (!signer) return base;
+  // The ticket goes in first so that the registration signature covers it.
+  const record = ticket && carriesTicket(item) ? addAttestationTicket(base, ticket) : base;
   // The registration signature covers the record as sent, TTL included, so TTL-0 records are signed too.
-  return signer ? addRegistrationSignature(record, signer.scalar, { eid: signer.eid, nonce, timestamp }) : record;
+  return addRegistrationSignature(record, signer.scalar, { eid: signer.eid, nonce, timestamp });
 }
 
 function canonicalAddress(text: string): string {
