@@ -11,6 +11,7 @@ import { NodeDaemon } from './node/node-daemon.js';
 import { applyBundleFile, identityInit, identityClear, identityShow, onboardNow } from './node/control-commands.js';
 import { initControllerDir } from './controller/controller-dir.js';
 import { ControllerServer } from './controller/server.js';
+import { parseTicketLifetime } from './controller/ticket-issuer.js';
 import { addDevice, clearDevice, exportBundle, listDevices, setDeviceMesh } from './controller/device-commands.js';
 import { createOnboardingCert } from './control/x509/device.js';
 
@@ -126,10 +127,11 @@ export function addControlCommands(program: Command): void {
     .requiredOption(...dirOption)
     .option('--listen <address>', 'address to listen on', '0.0.0.0')
     .option('--port <n>', 'port', '8443')
+    .option('--ticket-lifetime <seconds>', 'lifetime of the attestation tickets it issues', '600')
     .action(
-      guarded(async (o: { dir: string; listen: string; port: string }) => {
+      guarded(async (o: { dir: string; listen: string; port: string; ticketLifetime: string }) => {
         const log = createLogger();
-        const server = await ControllerServer.start({ dir: o.dir, host: o.listen, port: Number(o.port), log });
+        const server = await ControllerServer.start({ dir: o.dir, host: o.listen, port: Number(o.port), log, ticketLifetimeSeconds: parseTicketLifetime(o.ticketLifetime) });
         keepRunning({ stats: () => ({ devices: server.store.devices().length }), stop: () => server.stop() }, log);
       }),
     );
@@ -141,7 +143,9 @@ export function addControlCommands(program: Command): void {
     .requiredOption('--serial <serial>', "the device's serial")
     .requiredOption('--onboarding-cert <file>', 'the onboarding certificate (PEM) baked into the device image')
     .requiredOption('--mesh <file>', 'the mesh definition (YAML, docs/controller.md)')
-    .action(guarded((o: { dir: string; serial: string; onboardingCert: string; mesh: string }) => addDevice(o).forEach(print)));
+    .option('--attestation <mode>', "'tpm': the device must attest with a verifying TPM quote before it gets its config; 'none': no TPM (default, or 'tpm' with --pcr-policy)")
+    .option('--pcr-policy <file>', 'the expected PCR values, JSON {"0":"<sha-256 hex>",…}; without it the first attestation pins them')
+    .action(guarded((o: { dir: string; serial: string; onboardingCert: string; mesh: string; attestation?: string; pcrPolicy?: string }) => addDevice(o).forEach(print)));
   device
     .command('list')
     .description('list devices')

@@ -67,7 +67,7 @@ const XTR_BROKEN: readonly Broken[] = [
   { what: 'bad address', from: 'address: 198.18.0.1 ', to: 'address: 198.18.0.300 ', path: '/underlay/address', expected: /expected an IPv4 or IPv6 address, got "198\.18\.0\.300"/ },
   { what: 'bad locator address', from: '- address: 198.18.0.2 #', to: '- address: 198.18.2 #', path: '/map-cache/0/locators/0/address', expected: /expected an IPv4 or IPv6 address/ },
   { what: 'bad prefix', from: '- prefix: 192.0.2.0/28 ', to: '- prefix: 192.0.2.1/28 ', path: '/local-eids/0/prefix', expected: /expected an IP prefix such as/ },
-  { what: 'bad key file (missing)', from: 'private-key-file: node.key', to: 'private-key-file: missing.key', path: '/encryption/private-key-file', expected: /expected an X25519 private key in PEM at .*missing\.key \(ENOENT\)/ },
+  { what: 'bad key file (missing)', from: 'private-key-file: node.key', to: 'private-key-file: missing.key', path: '/encryption/private-key-file', expected: /expected an X25519 private key in PEM \(cannot read .*missing\.key \(ENOENT\)\)/ },
   { what: 'bad key file (wrong kind)', from: 'private-key-file: node.key', to: 'private-key-file: eid.pem', path: '/encryption/private-key-file', expected: /expected an X25519 private key in PEM/ },
   { what: 'bad crypto-EID key file', from: 'key-file: eid.pem', to: 'key-file: node.key', path: '/crypto-eid/key-file', expected: /expected a P-256 private key in PEM/ },
   { what: 'missing password file', from: 'password-file: site.key', to: 'password-file: nope.key', path: '/map-servers/0/key/password-file', expected: /cannot read .*nope\.key \(ENOENT\)/ },

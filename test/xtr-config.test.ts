@@ -55,7 +55,7 @@ const BROKEN: readonly (readonly [string, string, string, RegExp])[] = [
   ['missing required field', 'tun: { name: lisp0 }\n', '', /\/tun: missing: this setting is required/],
   ['bad address', 'underlay: { address: 198.18.0.1 }', 'underlay: { address: 198.18.0.300 }', /\/underlay\/address: expected an IPv4 or IPv6 address/],
   ['bad prefix', 'prefix: 192.0.2.16/28', 'prefix: 192.0.2.17/28', /\/map-cache\/0\/prefix: expected an IP prefix/],
-  ['bad key file', 'private-key-file: node.key', 'private-key-file: missing.key', /\/encryption\/private-key-file: expected an X25519 private key in PEM at .*missing\.key \(ENOENT\)/],
+  ['bad key file', 'private-key-file: node.key', 'private-key-file: missing.key', /\/encryption\/private-key-file: expected an X25519 private key in PEM \(cannot read .*missing\.key \(ENOENT\)\)/],
   ['key file of the wrong kind', 'private-key-file: node.key', 'private-key-file: c.yaml', /\/encryption\/private-key-file: expected an X25519 private key/],
   ['bad public key', `public-key: "${peerKey}"`, 'public-key: "short"', /\/encryption\/peers\/0\/public-key: expected text matching/],
   ['enum', 'mode: required', 'mode: sometimes', /\/encryption\/mode: expected one of "required", "off"/],

@@ -2,13 +2,16 @@
 // (method, path, body) to a response (status, body) — no HTTP here, so tests drive it directly
 // and the server is a thin adapter. Every response body is an AuthContainer signed with the
 // controller's signing key; every device request is checked against the certificate the device
-// registered, and every refusal names its reason.
+// registered, and every refusal names its reason. Attestation (/attest, the integrity token that
+// /config and attestation tickets require of a `tpm` device) is attestation-service.ts's.
 import { createHash, X509Certificate } from 'node:crypto';
 import { create, fromBinary, toBinary, type DescMessage, type MessageShape } from '@bufbuild/protobuf';
 import { certId16, certResolver, controllerCertHash, knownDeviceCert } from '../control/cert-hash.js';
 import { openEnvelope, sealEnvelope, unwrapUnverified, type EnvelopeErrorReason } from '../control/envelope.js';
 import { pemFromBase64 } from '../control/pem-base64.js';
 import {
+  AttestationTicketRequestSchema,
+  AttestationTicketSchema,
   ConfigRequestSchema,
   ConfigResponseSchema,
   HashAlgorithm,
@@ -16,12 +19,15 @@ import {
   ZCertType,
   ZControllerCertSchema,
   ZInfoMsgSchema,
+  ZAttestResponseSchema,
   ZRegisterMsgSchema,
 } from '../control/proto/index.js';
 import type { P256Signer } from '../control/signer.js';
 import type { Logger } from '../node/log.js';
+import { AttestationService } from './attestation-service.js';
 import { deviceConfig } from './device-config.js';
 import type { ControllerStore, DeviceRecord } from './store.js';
+import { buildTicket, checkTicketLifetime, DEFAULT_TICKET_LIFETIME_SECONDS } from './ticket-issuer.js';
 
 export interface ControllerSigningKeys {
   /** The signing certificate exactly as served in /certs (its PEM bytes are what devices hash). */
@@ -29,6 +35,15 @@ export interface ControllerSigningKeys {
   readonly signer: P256Signer;
   readonly ecdhCertPem: string;
   readonly intermediatePems: readonly string[];
+}
+
+export interface ControllerApiOptions {
+  /** How long an attestation ticket is valid, in seconds (default 600). */
+  readonly ticketLifetimeSeconds?: number;
+  /** How long a quote nonce stays usable (default 2 minutes). */
+  readonly nonceLifetimeMs?: number;
+  /** The clock for nonces, certificate validity and tickets (tests move it). */
+  readonly now?: () => number;
 }
 
 export interface ApiResponse {
@@ -69,12 +84,19 @@ export class ControllerApi {
   private readonly certsResponse: Promise<Uint8Array>;
   /** Changes with the certificate set; part of every config, so nodes notice a rotation. */
   readonly certsHash: string;
+  readonly attestation: AttestationService;
+  private readonly ticketLifetimeSeconds: number;
+  private readonly now: () => number;
 
   constructor(
     private readonly store: ControllerStore,
     private readonly keys: ControllerSigningKeys,
     private readonly log: Logger,
+    options: ControllerApiOptions = {},
   ) {
+    this.now = options.now ?? Date.now;
+    this.ticketLifetimeSeconds = checkTicketLifetime(options.ticketLifetimeSeconds ?? DEFAULT_TICKET_LIFETIME_SECONDS);
+    this.attestation = new AttestationService(store, log, { now: this.now, ...(options.nonceLifetimeMs === undefined ? {} : { nonceLifetimeMs: options.nonceLifetimeMs }) });
     const certs = create(ZControllerCertSchema, {
       certs: [
         ...[{ pem: keys.signingCertPem, type: ZCertType.CERT_TYPE_CONTROLLER_SIGNING }, { pem: keys.ecdhCertPem, type: ZCertType.CERT_TYPE_CONTROLLER_ECDH_EXCHANGE }].map(({ pem, type }) => ({
@@ -107,11 +129,14 @@ export class ControllerApi {
     if (method !== 'POST') return refuse(405, `${method} ${path}: no such endpoint`);
     if (route.length === 1 && first === 'register') return this.register(body);
     if (route.length === 1 && first === 'uuid') return this.uuid(body);
-    if (route.length === 3 && first === 'id' && uuid !== undefined && UUID.test(uuid)) {
+    const ticketPath = route.length === 4 && action === 'ext' && route[3] === 'attestation-ticket';
+    if ((route.length === 3 || ticketPath) && first === 'id' && uuid !== undefined && UUID.test(uuid)) {
       const sender = this.sender(body, uuid);
       if ('status' in sender) return sender;
+      if (ticketPath) return this.ticket(sender.device, sender.payload);
       if (action === 'config') return this.config(sender.device, sender.payload);
       if (action === 'info') return this.info(sender.device, sender.payload);
+      if (action === 'attest') return this.attest(sender.device, sender.payload);
     }
     return refuse(404, `${method} ${path}: no such endpoint`);
   }
@@ -183,9 +208,44 @@ export class ControllerApi {
   private async config(device: DeviceRecord, payload: Uint8Array): Promise<ApiResponse> {
     const request = decode(ConfigRequestSchema, payload);
     if (!request) return refuse(400, 'config: the payload is not a ConfigRequest');
+    const unattested = this.unattested(device, request.integrityToken);
+    if (unattested !== undefined) return refuse(403, `config: ${unattested}`);
     const response = deviceConfig(device, this.certsHash);
     if (request.configHash === response.configHash) return { status: 304 };
     return { status: 200, body: await this.seal(toBinary(ConfigResponseSchema, response)) };
+  }
+
+  /**
+   * Why a `tpm` device's request is not covered by a current attestation (EVE: 403, which sends
+   * the device to attest again); undefined when it is, and always for a `none` device.
+   */
+  private unattested(device: DeviceRecord, token: Uint8Array): string | undefined {
+    if (this.store.attestation.attestation(device.uuid).mode === 'none') return undefined;
+    if (token.length === 0) return 'no integrity token: the device must attest first';
+    return this.attestation.tokenIsCurrent(device, token) ? undefined : 'the integrity token is not current (never issued, superseded or revoked): the device must attest again';
+  }
+
+  private async attest(device: DeviceRecord, payload: Uint8Array): Promise<ApiResponse> {
+    const outcome = this.attestation.handle(device, payload);
+    const reason = outcome.reason === undefined ? {} : { reason: outcome.reason };
+    if (!outcome.response) return { status: outcome.status, ...reason };
+    return { status: outcome.status, body: await this.seal(toBinary(ZAttestResponseSchema, outcome.response)), ...reason };
+  }
+
+  /**
+   * An attestation ticket (lispnode's extension): the signed envelope around it is the whole
+   * response, so the node verifies it like any response and passes it on unchanged.
+   */
+  private async ticket(device: DeviceRecord, payload: Uint8Array): Promise<ApiResponse> {
+    const request = decode(AttestationTicketRequestSchema, payload);
+    if (!request) return refuse(400, 'attestation ticket: the payload is not an AttestationTicketRequest');
+    if (this.store.attestation.attestation(device.uuid).mode !== 'tpm') return refuse(403, 'attestation ticket: the device is not attested with a TPM (mode none)');
+    const unattested = this.unattested(device, request.integrityToken);
+    if (unattested !== undefined) return refuse(403, `attestation ticket: ${unattested}`);
+    const decision = buildTicket(device, request.eids, this.now(), this.ticketLifetimeSeconds);
+    if (!decision.ok) return refuse(400, `attestation ticket: ${decision.reason}`);
+    this.log.log('info', 'attestation ticket issued', { device: device.uuid, eids: decision.ticket.eidPrefixes, seconds: this.ticketLifetimeSeconds });
+    return { status: 200, body: await this.seal(toBinary(AttestationTicketSchema, decision.ticket)) };
   }
 
   private info(device: DeviceRecord, payload: Uint8Array): ApiResponse {

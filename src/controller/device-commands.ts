@@ -1,11 +1,12 @@
-// The reference controller's one-shot commands on its store: pre-register a device, list,
-// clear a registration for re-onboarding, replace a mesh, export a side-channel bundle. Each
-// returns the lines to print.
+// The reference controller's one-shot commands on its store: pre-register a device (with its
+// attestation mode and PCR policy), list, clear a registration for re-onboarding, replace a mesh,
+// forget learned PCRs, export a side-channel bundle. Each returns the lines to print.
 import { createHash, X509Certificate } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { sealBundle } from '../control/bundle.js';
 import { meshFromJson, meshToJson } from '../control/mesh.js';
 import { ControllerApi } from './api.js';
+import { ATTESTATION_MODES, parsePcrValues, PcrPolicyError, type AttestationMode, type PcrValues } from './attestation-policy.js';
 import { loadControllerDir } from './controller-dir.js';
 import { deviceConfig } from './device-config.js';
 import { loadMeshSpec } from './mesh-spec.js';
@@ -32,7 +33,41 @@ function find(store: ControllerStore, key: string): DeviceRecord {
   return device;
 }
 
-export function addDevice(o: { dir: string; serial: string; onboardingCert: string; mesh: string }): string[] {
+export interface AddDeviceOptions {
+  readonly dir: string;
+  readonly serial: string;
+  readonly onboardingCert: string;
+  readonly mesh: string;
+  /** `none` (default; `tpm` when a PCR policy is given) or `tpm`. */
+  readonly attestation?: string;
+  /** JSON {"<pcr>":"<sha-256 hex>"}; without it a `tpm` device's first attestation pins its PCRs. */
+  readonly pcrPolicy?: string;
+}
+
+function attestationOptions(o: AddDeviceOptions): { mode: AttestationMode; policy: PcrValues | undefined } {
+  const mode = o.attestation ?? (o.pcrPolicy === undefined ? 'none' : 'tpm');
+  if (!ATTESTATION_MODES.includes(mode as AttestationMode)) throw new DeviceCommandError(`--attestation ${mode}: expected ${ATTESTATION_MODES.join(' or ')}`);
+  if (o.pcrPolicy === undefined) return { mode: mode as AttestationMode, policy: undefined };
+  if (mode !== 'tpm') throw new DeviceCommandError('--pcr-policy needs --attestation tpm: a device without a TPM sends no PCRs');
+  let text: string;
+  try {
+    text = readFileSync(o.pcrPolicy, 'utf8');
+  } catch (error) {
+    throw new DeviceCommandError(`--pcr-policy ${o.pcrPolicy}: cannot read (${(error as NodeJS.ErrnoException).code ?? String(error)})`);
+  }
+  try {
+    return { mode: 'tpm', policy: parsePcrValues(text, `--pcr-policy ${o.pcrPolicy}`) };
+  } catch (error) {
+    if (error instanceof PcrPolicyError) throw new DeviceCommandError(error.message);
+    throw error;
+  }
+}
+
+const describeAttestation = (mode: AttestationMode, policy: PcrValues | undefined): string =>
+  mode === 'none' ? 'attestation none' : `attestation tpm (${policy ? `PCR policy ${[...policy.keys()].join(',')}` : 'learn PCRs at the first attestation'})`;
+
+export function addDevice(o: AddDeviceOptions): string[] {
+  const { mode, policy } = attestationOptions(o);
   let cert: X509Certificate;
   try {
     cert = new X509Certificate(readFileSync(o.onboardingCert));
@@ -51,7 +86,8 @@ export function addDevice(o: { dir: string; serial: string; onboardingCert: stri
       throw new DeviceCommandError(`serial ${o.serial} with this onboarding certificate is already registered (${(error as Error).message})`);
     }
     store.setMesh(device.uuid, meshToJson(loadMeshSpec(o.mesh, device.uuid)));
-    return [`device ${device.uuid} (serial ${o.serial}) pre-registered`];
+    store.attestation.setMode(device.uuid, mode, policy);
+    return [`device ${device.uuid} (serial ${o.serial}) pre-registered, ${describeAttestation(mode, policy)}`];
   });
 }
 
@@ -59,7 +95,9 @@ export function listDevices(dir: string): string[] {
   return withStore(dir, (store) =>
     store.devices().map((d) => {
       const mesh = meshFromJson(d.meshJson);
-      return `${d.uuid}  serial ${d.serial}  ${d.deviceCertHash ? 'registered' : 'not registered'}  mesh ${mesh.instances.map((i) => `${i.name}/iid ${i.instanceId}`).join(', ') || '(none)'}  bundles ${d.bundleVersion}`;
+      const attestation = store.attestation.attestation(d.uuid);
+      const pinned = attestation.mode === 'tpm' && !attestation.policy && attestation.pinned ? ', pinned' : '';
+      return `${d.uuid}  serial ${d.serial}  ${d.deviceCertHash ? 'registered' : 'not registered'}  mesh ${mesh.instances.map((i) => `${i.name}/iid ${i.instanceId}`).join(', ') || '(none)'}  bundles ${d.bundleVersion}  ${describeAttestation(attestation.mode, attestation.policy)}${pinned}`;
     }),
   );
 }
@@ -78,6 +116,17 @@ export function setDeviceMesh(dir: string, key: string, meshFile: string): strin
     const device = find(store, key);
     store.setMesh(device.uuid, meshToJson(loadMeshSpec(meshFile, device.uuid)));
     return [`device ${device.uuid}: mesh replaced; the node picks it up at its next config poll`];
+  });
+}
+
+/** Learn mode after a legitimate change (an upgrade): the next successful attestation pins anew. */
+export function relearnPcrs(dir: string, key: string): string[] {
+  return withStore(dir, (store) => {
+    const device = find(store, key);
+    const attestation = store.attestation.attestation(device.uuid);
+    if (attestation.mode !== 'tpm' || attestation.policy) throw new DeviceCommandError(`device ${device.uuid} does not learn its PCRs (${describeAttestation(attestation.mode, attestation.policy)})`);
+    store.attestation.unpin(device.uuid);
+    return [`device ${device.uuid}: learned PCR values forgotten; its next successful attestation pins them again`];
   });
 }
 

@@ -19,10 +19,11 @@ export class ControllerServer {
     readonly api: ControllerApi,
   ) {}
 
-  static start(options: { readonly dir: string; readonly host: string; readonly port: number; readonly log: Logger }): Promise<ControllerServer> {
+  static start(options: { readonly dir: string; readonly host: string; readonly port: number; readonly log: Logger; readonly ticketLifetimeSeconds?: number }): Promise<ControllerServer> {
     const material = loadControllerDir(options.dir);
     const store = new ControllerStore(material.databaseFile);
-    return ControllerServer.serve(new ControllerApi(store, material.keys, options.log), store, material.tls, options);
+    const api = new ControllerApi(store, material.keys, options.log, options.ticketLifetimeSeconds === undefined ? {} : { ticketLifetimeSeconds: options.ticketLifetimeSeconds });
+    return ControllerServer.serve(api, store, material.tls, options);
   }
 
   /** Serves a given API (the tests give it a misbehaving one, to check the node's side). */

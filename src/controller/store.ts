@@ -1,8 +1,10 @@
 // The reference controller's state in one SQLite file (better-sqlite3, synchronous and
 // transactional): pre-registered devices (onboarding certificate + serial), the device
-// certificate each one registered, its mesh definition, and its side-channel bundle counter.
+// certificate each one registered, its mesh definition, and its side-channel bundle counter;
+// attestation state lives in tables of its own (attestation-store.ts) in the same file.
 import Database from 'better-sqlite3';
 import { randomUUID } from 'node:crypto';
+import { AttestationStore } from './attestation-store.js';
 
 export interface DeviceRecord {
   readonly uuid: string;
@@ -69,11 +71,14 @@ export type RegisterOutcome = 'registered' | 'repeated' | 'conflict' | 'rollback
 
 export class ControllerStore {
   private readonly db: Database.Database;
+  /** Attestation modes, PCR policies, device attestation certificates, escrowed keys. */
+  readonly attestation: AttestationStore;
 
   constructor(file: string) {
     this.db = new Database(file);
     this.db.pragma('journal_mode = WAL');
     this.db.exec(SCHEMA);
+    this.attestation = new AttestationStore(this.db);
   }
 
   close(): void {
@@ -130,10 +135,12 @@ export class ControllerStore {
 
   /**
    * Forgets a device's registered certificate, so that a re-onboarded node can register again;
-   * remembers it and its NotBefore so that neither it nor an older one ever can.
+   * remembers it and its NotBefore so that neither it nor an older one ever can. The attestation
+   * certificates, escrowed keys and learned PCRs of the old identity go with it.
    */
   clearRegistration(uuid: string, retiredNotBefore: Date | undefined): boolean {
     return this.db.transaction(() => {
+      this.attestation.forgetDevice(uuid);
       this.db.prepare('INSERT OR IGNORE INTO retired_certs (device_uuid, cert_hash) SELECT uuid, device_cert_hash FROM devices WHERE uuid = ? AND device_cert_hash IS NOT NULL').run(uuid);
       return (
         this.db

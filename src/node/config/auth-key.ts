@@ -1,9 +1,8 @@
 // A map-server authentication key as both roles' configs write it: key-id, algorithm, and the
 // password inline or (better) in a file of its own.
-import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
 import { passwordKey, type AuthAlgorithmId, type AuthKey } from '../../lisp/auth.js';
 import { ConfigError } from './config-error.js';
+import { readKeyMaterial, type SecretReader } from './secret-ref.js';
 
 export interface RawAuthKey {
   'key-id': number;
@@ -28,17 +27,17 @@ export const authKeySchema = {
 const ALGORITHM: Readonly<Record<RawAuthKey['algorithm'], AuthAlgorithmId>> = { 'hmac-sha1': 1, 'hmac-sha256': 2 };
 
 /** `configFile` names the config (for errors and relative paths); `path` is the key's key path. */
-export function loadAuthKey(configFile: string, baseDir: string, k: RawAuthKey, path: string): AuthKey {
+export function loadAuthKey(configFile: string, baseDir: string, k: RawAuthKey, path: string, secrets?: SecretReader): AuthKey {
   if ((k.password === undefined) === (k['password-file'] === undefined)) throw new ConfigError(configFile, path, 'expected exactly one of password or password-file');
   let password = k.password;
   if (password === undefined) {
-    const keyFile = resolve(baseDir, k['password-file'] ?? '');
+    const reference = k['password-file'] ?? '';
     try {
-      password = readFileSync(keyFile, 'utf8').trim();
+      password = readKeyMaterial(reference, baseDir, secrets).trim();
     } catch (error) {
-      throw new ConfigError(configFile, `${path}/password-file`, `cannot read ${keyFile} (${(error as NodeJS.ErrnoException).code ?? String(error)})`);
+      throw new ConfigError(configFile, `${path}/password-file`, (error as Error).message);
     }
-    if (password === '') throw new ConfigError(configFile, `${path}/password-file`, `${keyFile} is empty`);
+    if (password === '') throw new ConfigError(configFile, `${path}/password-file`, `${reference} is empty`);
   }
   return passwordKey(k['key-id'], ALGORITHM[k.algorithm], password);
 }

@@ -1,7 +1,10 @@
 // The map-server role's configuration file (YAML): where it listens, its sites (keys, allowed
 // EID-prefixes, signature requirements), the crypto-EID prefixes, and the snapshot file that keeps
 // registrations across a restart. docs/configuration.md documents every key.
+import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
+import { ticketChecker } from '../../control/ticket.js';
+import type { TicketCheck } from '../../lisp/map-server/index.js';
 import { parseIpv4 } from '../../lisp/ip-text.js';
 import { resolveConfig, type MapServerConfig } from '../../lisp/map-server/site.js';
 import { authKeySchema, loadAuthKey, type RawAuthKey } from './auth-key.js';
@@ -12,6 +15,7 @@ import { loadOperations, operationsSchemaProperties, type OperationsConfig, type
 interface RawMapServerConfig extends RawOperations {
   listen: { address: string; port: number };
   'snapshot-file'?: string;
+  attestation?: { 'controller-signing-certs': string[] };
   'crypto-eid-prefixes': { prefix: string; derivation: 'eve' | 'lispers' }[];
   sites: {
     name: string;
@@ -19,6 +23,7 @@ interface RawMapServerConfig extends RawOperations {
     prefixes: { prefix: string; 'accept-more-specifics': boolean }[];
     'require-signature': boolean;
     'require-registration-signature': boolean;
+    'require-attestation-ticket': boolean;
     lookup?: { allow: 'any' | string[]; deny: string[] };
   }[];
 }
@@ -36,6 +41,12 @@ const schema = {
       properties: { address: { type: 'string', format: 'ip-address' }, port: { type: 'integer', minimum: 1, maximum: 65535, default: 4342 } },
     },
     'snapshot-file': { type: 'string' },
+    attestation: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['controller-signing-certs'],
+      properties: { 'controller-signing-certs': { type: 'array', minItems: 1, items: { type: 'string', minLength: 1 } } },
+    },
     'crypto-eid-prefixes': {
       type: 'array',
       default: [],
@@ -68,6 +79,7 @@ const schema = {
           },
           'require-signature': { type: 'boolean', default: false },
           'require-registration-signature': { type: 'boolean', default: false },
+          'require-attestation-ticket': { type: 'boolean', default: false },
           lookup: {
             type: 'object',
             additionalProperties: false,
@@ -91,6 +103,22 @@ export interface MapServerFileConfig {
   readonly ops: OperationsConfig;
 }
 
+/** The controller signing certificates a ticket may be signed with (several across a rotation). */
+function loadTicketCheck(file: string, base: string, certFiles: readonly string[]): TicketCheck {
+  const pems = certFiles.map((f, i) => {
+    try {
+      return readFileSync(resolve(base, f), 'utf8');
+    } catch (error) {
+      throw new ConfigError(file, `/attestation/controller-signing-certs/${i}`, `cannot read ${resolve(base, f)} (${(error as NodeJS.ErrnoException).code ?? String(error)})`);
+    }
+  });
+  try {
+    return ticketChecker(pems);
+  } catch (error) {
+    throw new ConfigError(file, '/attestation/controller-signing-certs', `expected PEM certificates (${(error as Error).message})`);
+  }
+}
+
 export function loadMapServerConfig(file: string): MapServerFileConfig {
   const raw = loadYamlConfig<RawMapServerConfig>(file, schema);
   const base = dirname(file);
@@ -99,7 +127,14 @@ export function loadMapServerConfig(file: string): MapServerFileConfig {
     if (!p) throw new ConfigError(file, path, 'expected an EID prefix such as [1000]fd00::/8 or 192.0.2.0/24');
     return p;
   };
+  raw.sites.forEach((s, i) => {
+    if (!s['require-attestation-ticket']) return;
+    if (!raw.attestation) throw new ConfigError(file, `/sites/${i}/require-attestation-ticket`, "needs the top-level 'attestation' section (the controller's signing certificates to trust)");
+    // Without the registration signature nothing binds a ticket to the record it rides on.
+    if (!s['require-registration-signature']) throw new ConfigError(file, `/sites/${i}/require-attestation-ticket`, "needs 'require-registration-signature: true' too, which binds the ticket to its record");
+  });
   const server: MapServerConfig = {
+    ...(raw.attestation && { ticketCheck: loadTicketCheck(file, base, raw.attestation['controller-signing-certs']) }),
     cryptoEidPrefixes: raw['crypto-eid-prefixes'].map((c, i) => ({ prefix: prefix(c.prefix, `/crypto-eid-prefixes/${i}/prefix`), derivation: c.derivation })),
     sites: raw.sites.map((s, i) => ({
       name: s.name,
@@ -107,6 +142,7 @@ export function loadMapServerConfig(file: string): MapServerFileConfig {
       allowedPrefixes: s.prefixes.map((p, j) => ({ prefix: prefix(p.prefix, `/sites/${i}/prefixes/${j}/prefix`), acceptMoreSpecifics: p['accept-more-specifics'] })),
       requireSignature: s['require-signature'],
       requireRegistrationSignature: s['require-registration-signature'],
+      requireAttestationTicket: s['require-attestation-ticket'],
       ...(s.lookup && {
         lookupPolicy: {
           allow: s.lookup.allow === 'any' ? 'any' : s.lookup.allow.map((p, j) => prefix(p, `/sites/${i}/lookup/allow/${j}`)),

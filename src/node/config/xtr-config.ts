@@ -1,7 +1,6 @@
 // The xTR role's configuration file (YAML): the TUN, the local locator, local EIDs, static
 // map-cache entries, and data-plane encryption with static X25519 keys (until the control plane
 // exchanges keys). docs/configuration.md documents every key.
-import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { formatIpv6, parseIpv4, parseIpv6 } from '../../lisp/ip-text.js';
 import { maxSealOverhead, type CipherSuite } from '../../crypto/cipher-suite.js';
@@ -11,6 +10,7 @@ import { importP256PrivateKey, type P256KeyPair } from '../../crypto/p256.js';
 import type { AuthKey } from '../../lisp/auth.js';
 import { authKeySchema, loadAuthKey, type RawAuthKey } from './auth-key.js';
 import { ConfigError } from './config-error.js';
+import { readKeyMaterial, type SecretReader } from './secret-ref.js';
 import type { EidPrefix } from '../../lisp/prefix.js';
 import { loadYamlConfig, parsePrefixText } from './load-yaml.js';
 import { loadOperations, operationsSchemaProperties, type OperationsConfig, type RawOperations } from './operations-config.js';
@@ -23,7 +23,7 @@ interface RawLocator {
 }
 
 interface RawXtrConfig extends RawOperations {
-  'crypto-eid'?: { 'key-file': string; prefix: string; derivation: 'eve' | 'lispers' };
+  'crypto-eid'?: { 'key-file': string; prefix: string; derivation: 'eve' | 'lispers'; 'attestation-ticket-file'?: string };
   'map-servers': { address: string; port: number; key: RawAuthKey; 'proxy-reply': boolean }[];
   'map-resolvers': { address: string; port: number }[];
   tun: { name: string; mtu: number | 'auto'; routes?: string[] };
@@ -91,6 +91,7 @@ const schema = {
         'key-file': { type: 'string', minLength: 1 },
         prefix: { type: 'string', format: 'ip-prefix', default: 'fd00::/8' },
         derivation: { type: 'string', enum: ['eve', 'lispers'], default: 'eve' },
+        'attestation-ticket-file': { type: 'string', minLength: 1 },
       },
     },
     'map-resolvers': {
@@ -188,7 +189,16 @@ export interface XtrConfig {
    * This node's crypto-EID (docs/configuration.md): registered with its hash-EID key and
    * signatures, used to sign Map-Requests, and served like a local EID (/128 on the TUN).
    */
-  readonly cryptoEid: { readonly key: P256KeyPair; readonly eid: string; readonly prefix: EidPrefix; readonly derivation: EidDerivation } | undefined;
+  readonly cryptoEid:
+    | {
+        readonly key: P256KeyPair;
+        readonly eid: string;
+        readonly prefix: EidPrefix;
+        readonly derivation: EidDerivation;
+        /** The controller's attestation ticket, carried in the Map-Registers (the node daemon renews it). */
+        readonly ticketFile?: string;
+      }
+    | undefined;
   readonly mapCache: readonly { readonly prefix: EidPrefix; readonly locators: readonly LocatorConfig[] }[];
   readonly encryption:
     | { readonly mode: 'off' }
@@ -226,7 +236,8 @@ export function servedEidPrefixes(config: Pick<XtrConfig, 'localEids' | 'cryptoE
   return [...config.localEids.map((e) => e.prefix), ...(own ? [own] : [])];
 }
 
-export function loadXtrConfig(file: string): XtrConfig {
+/** `secrets` resolves `secret:` key references (the node daemon's secret store; secret-ref.ts). */
+export function loadXtrConfig(file: string, options: { readonly secrets?: SecretReader } = {}): XtrConfig {
   const raw = loadYamlConfig<RawXtrConfig>(file, schema);
   const underlayFamily = family(raw.underlay.address);
   const enc = raw.encryption;
@@ -245,7 +256,7 @@ export function loadXtrConfig(file: string): XtrConfig {
     if (e.address !== undefined && family(e.address) !== p.family) throw new ConfigError(file, `/local-eids/${i}/address`, `expected an IPv${p.family} address inside ${e.prefix}`);
     return { prefix: p, ...(e.address !== undefined && { address: e.address }) };
   });
-  const cryptoEid = raw['crypto-eid'] === undefined ? undefined : loadCryptoEid(file, raw['crypto-eid'], raw['instance-id']);
+  const cryptoEid = raw['crypto-eid'] === undefined ? undefined : loadCryptoEid(file, raw['crypto-eid'], raw['instance-id'], options.secrets);
   // A crypto-EID is an EID of its own: an xTR serving only that needs no other.
   if (localEids.length === 0 && !cryptoEid) throw new ConfigError(file, '/local-eids', 'expected at least one local EID (or a crypto-eid)');
   const mapCache = raw['map-cache'].map((entry, i) => ({
@@ -266,41 +277,40 @@ export function loadXtrConfig(file: string): XtrConfig {
     },
     underlay: { address: canonical(raw.underlay.address), family: underlayFamily, port: raw.underlay.port, mtu: raw.underlay.mtu },
     instanceId: raw['instance-id'],
-    mapServers: raw['map-servers'].map((m, i) => ({ address: canonical(m.address), port: m.port, key: loadAuthKey(file, dirname(file), m.key, `/map-servers/${i}/key`), proxyReply: m['proxy-reply'] })),
+    mapServers: raw['map-servers'].map((m, i) => ({ address: canonical(m.address), port: m.port, key: loadAuthKey(file, dirname(file), m.key, `/map-servers/${i}/key`, options.secrets), proxyReply: m['proxy-reply'] })),
     mapResolvers: raw['map-resolvers'].map((m) => ({ address: canonical(m.address), port: m.port })),
     localEids,
     cryptoEid,
     mapCache,
-    encryption: enc.mode === 'off' ? { mode: 'off' } : loadEncryption(file, enc),
+    encryption: enc.mode === 'off' ? { mode: 'off' } : loadEncryption(file, enc, options.secrets),
     ops: loadOperations(file, 'xtr', raw, dirname(file)),
   };
 }
 
-function loadCryptoEid(file: string, c: NonNullable<RawXtrConfig['crypto-eid']>, instanceId: number): NonNullable<XtrConfig['cryptoEid']> {
-  const path = resolve(dirname(file), c['key-file']);
+function loadCryptoEid(file: string, c: NonNullable<RawXtrConfig['crypto-eid']>, instanceId: number, secrets: SecretReader | undefined): NonNullable<XtrConfig['cryptoEid']> {
   let key: P256KeyPair;
   try {
-    key = importP256PrivateKey(readFileSync(path, 'utf8'));
+    key = importP256PrivateKey(readKeyMaterial(c['key-file'], dirname(file), secrets));
   } catch (error) {
-    throw new ConfigError(file, '/crypto-eid/key-file', `expected a P-256 private key in PEM at ${path} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}; lispnode eid new makes one)`);
+    throw new ConfigError(file, '/crypto-eid/key-file', `expected a P-256 private key in PEM (${(error as Error).message}; lispnode eid new makes one)`);
   }
   const prefix = parsePrefixText(c.prefix, instanceId);
   if (!prefix || prefix.family !== 6 || prefix.length % 8 !== 0 || prefix.length < 8 || prefix.length > 120) {
     throw new ConfigError(file, '/crypto-eid/prefix', 'expected an IPv6 prefix whose length is a multiple of 8 between 8 and 120');
   }
   const { eid } = deriveCryptoEid({ iid: instanceId, spki: key.spki, prefix: { address: prefix.address, length: prefix.length }, derivation: c.derivation });
-  return { key, eid: formatIpv6(eid), prefix, derivation: c.derivation };
+  const ticket = c['attestation-ticket-file'];
+  return { key, eid: formatIpv6(eid), prefix, derivation: c.derivation, ...(ticket !== undefined && { ticketFile: resolve(dirname(file), ticket) }) };
 }
 
-function loadEncryption(file: string, enc: RawXtrConfig['encryption']): XtrConfig['encryption'] {
+function loadEncryption(file: string, enc: RawXtrConfig['encryption'], secrets: SecretReader | undefined): XtrConfig['encryption'] {
   const keyFile = enc['private-key-file'];
   if (keyFile === undefined) throw new ConfigError(file, '/encryption/private-key-file', 'missing: encryption needs this node\'s X25519 private key (lispnode datakey new)');
-  const path = resolve(dirname(file), keyFile);
   let key: X25519KeyPair;
   try {
-    key = x25519FromPem(readFileSync(path, 'utf8'));
+    key = x25519FromPem(readKeyMaterial(keyFile, dirname(file), secrets));
   } catch (error) {
-    throw new ConfigError(file, '/encryption/private-key-file', `expected an X25519 private key in PEM at ${path} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+    throw new ConfigError(file, '/encryption/private-key-file', `expected an X25519 private key in PEM (${(error as Error).message})`);
   }
   const peers = new Map<string, Uint8Array>();
   enc.peers.forEach((p, i) => {

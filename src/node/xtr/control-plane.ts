@@ -15,6 +15,7 @@ import { itrPeerAttach, Resolver, type ResolverAction } from '../../lisp/xtr-con
 import { Responder } from '../../lisp/xtr-control/responder.js';
 import type { XtrConfig } from '../config/xtr-config.js';
 import type { Logger } from '../log.js';
+import { ticketFileProvider } from './ticket-file.js';
 import { RegistrationCounters, type RegistrationTotals } from './registration-counters.js';
 import { ReplyTimer, type TimedRequest } from './reply-timer.js';
 
@@ -38,6 +39,12 @@ export interface ControlPlaneDeps {
 }
 
 /** What the registrar is to register for `config`; `xtrId` stays the same for the process. */
+/** A registrar for `config`, carrying the attestation ticket file's current ticket when there is one. */
+function newRegistrar(config: XtrConfig, xtrId: Uint8Array, random: (n: number) => Uint8Array, log: Logger): Registrar {
+  const ticketFile = config.cryptoEid?.ticketFile;
+  return new Registrar(registrarConfig(config, xtrId), random, ticketFile === undefined ? {} : { attestationTicket: ticketFileProvider(ticketFile, log) });
+}
+
 function registrarConfig(config: XtrConfig, xtrId: Uint8Array): RegistrarConfig {
   return {
     eids: config.localEids.map((e) => e.prefix),
@@ -96,7 +103,7 @@ export class XtrControlPlane {
     const rlocs = [config.underlay.address];
     const enc = config.encryption;
     const xtrId = randomBytes(16);
-    const registrar = config.mapServers.length === 0 ? undefined : new Registrar(registrarConfig(config, xtrId), random);
+    const registrar = config.mapServers.length === 0 ? undefined : newRegistrar(config, xtrId, random, log);
     const v4 = config.localEids.find((e) => e.prefix.family === 4 && e.address)?.address;
     const v6 = config.localEids.find((e) => e.prefix.family === 6 && e.address)?.address ?? config.cryptoEid?.eid;
     const mapResolvers = config.mapResolvers.map((m) => m.address);
@@ -235,9 +242,14 @@ export class XtrControlPlane {
     this.act(actions);
   }
 
+  /** Registers everything at once (a renewed attestation ticket should not wait for the next round). */
+  refreshRegistrations(): void {
+    if (this.registrar) this.registrarAct(this.registrar.refresh(Date.now()));
+  }
+
   /** Throws RangeError when `config` cannot be registered (a prefix or map-server twice). */
   check(config: XtrConfig): void {
-    if (config.mapServers.length > 0) new Registrar(registrarConfig(config, this.xtrId), this.random);
+    if (config.mapServers.length > 0) newRegistrar(config, this.xtrId, this.random, this.log);
   }
 
   /**
@@ -253,7 +265,7 @@ export class XtrControlPlane {
       this.registrarAct(last);
       this.registrar = undefined;
     } else if (!this.registrar) {
-      this.registrar = new Registrar(registrarConfig(config, this.xtrId), this.random);
+      this.registrar = newRegistrar(config, this.xtrId, this.random, this.log);
       this.registrarAct(this.registrar.start(now));
     } else {
       this.registrarAct(this.registrar.configChanged(registrarConfig(config, this.xtrId), now));

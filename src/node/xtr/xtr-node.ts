@@ -309,6 +309,11 @@ export class XtrNode {
     };
   }
 
+  /** Sends every registration now (the node daemon calls it when the attestation ticket is renewed). */
+  refreshRegistrations(): void {
+    this.control?.refreshRegistrations();
+  }
+
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     await this.capture?.close();
