@@ -21,6 +21,8 @@ import { runReplay, type ReplayCommandOptions } from './node/ops/replay-command.
 import { runCaptureCommand, type CaptureCommandOptions } from './node/ops/capture-command.js';
 import { readCapture } from './node/pcap-file.js';
 import { addControlCommands } from './control-cli.js';
+import { loadNodeConfig } from './node/config/node-config.js';
+import { NodeDaemon } from './node/node-daemon.js';
 
 const packageJson = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -172,7 +174,7 @@ eidCommand('verify', 'check an EID signature (exit 0 valid, 1 invalid)')
   );
 
 /** The log options both daemon roles take; they win over the configuration file's `log`. */
-function daemonCommand(name: DaemonRole, description: string, configHelp: string): Command {
+function daemonCommand(name: DaemonRole | 'run', description: string, configHelp: string): Command {
   return program
     .command(name)
     .description(description)
@@ -204,6 +206,12 @@ daemonCommand('xtr', 'run the xTR data plane: TUN <-> encrypted LISP over UDP 43
 daemonCommand('map-server', 'run the map-server: registrations on UDP 4342 (SIGHUP reloads sites and keys, SIGUSR1 prints counters, SIGTERM stops and saves the snapshot)', 'map-server configuration (YAML, docs/configuration.md)').action(
   (o: DaemonOptions) => daemon('map-server', o, loadMapServerConfig, (config, { log, metrics }) => MapServerNode.start(config, log, metrics)),
 );
+
+daemonCommand(
+  'run',
+  "run the node: identity, onboarding, attestation and the vault, the controller's signed config, and its mesh network instance as an xTR (SIGHUP reloads the poll interval and log settings, SIGUSR1 prints state, SIGTERM stops)",
+  'node configuration (YAML, docs/node.md)',
+).action((o: DaemonOptions) => daemon('node', o, loadNodeConfig, (config, { log, metrics }) => NodeDaemon.start(config, log, metrics)));
 
 program
   .command('status')

@@ -7,7 +7,6 @@ import type { Command } from 'commander';
 import { ConfigError } from './node/config/config-error.js';
 import { loadNodeConfig } from './node/config/node-config.js';
 import { createLogger } from './node/log.js';
-import { NodeDaemon } from './node/node-daemon.js';
 import { applyBundleFile, identityInit, identityClear, identityShow, onboardNow } from './node/control-commands.js';
 import { initControllerDir } from './controller/controller-dir.js';
 import { ControllerServer } from './controller/server.js';
@@ -79,18 +78,6 @@ export function addControlCommands(program: Command): void {
     .requiredOption(...configOption)
     .option('--clear', 'delete the current identity first and create a new one bound to the current trust files (explicit re-onboarding)')
     .action(guarded(async (o: { config: string; clear?: boolean }) => (await onboardNow(loadNodeConfig(o.config), o.clear ?? false)).forEach(print)));
-
-  program
-    .command('run')
-    .description("run the node: identity, onboarding, the controller's signed config, and its mesh network instance as an xTR (SIGUSR1 prints state, SIGTERM stops)")
-    .requiredOption(...configOption)
-    .action(
-      guarded(async (o: { config: string }) => {
-        const log = createLogger();
-        const daemon = await NodeDaemon.start(loadNodeConfig(o.config), log);
-        keepRunning(daemon, log);
-      }),
-    );
 
   program
     .command('apply-config')

@@ -34,7 +34,7 @@ function files(dir: string): string[] {
 const der = (key: { export(o: { format: 'der'; type: 'spki' }): Buffer }): string => key.export({ format: 'der', type: 'spki' }).toString('hex');
 
 function nodeConfig(stateDir: string, trust: { serverFile: string; rootCaFile: string }, tpm: NodeConfig['tpm']): NodeConfig {
-  return { file: join(stateDir, 'node.yaml'), stateDir, controller: { ...trust, pollInterval: 60 }, onboarding: undefined, tpm, underlay: { address: '198.18.0.1' }, statusSocket: undefined };
+  return { file: join(stateDir, 'node.yaml'), stateDir, controller: { ...trust, pollInterval: 60 }, onboarding: undefined, tpm, underlay: { address: '198.18.0.1' }, ops: { statusSocket: join(stateDir, 'status.sock'), metrics: undefined, log: { level: undefined, format: undefined } } };
 }
 
 async function checkCertificates(identity: DeviceIdentity, dir: string): Promise<void> {

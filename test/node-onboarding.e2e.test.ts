@@ -5,6 +5,7 @@
 // the instance's credential, and encrypted traffic between the two ECOs' EIDs.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -36,8 +37,10 @@ interface Proc {
   readonly lines: string[];
 }
 
+/** Each process gets its own run directory, so status and capture sockets never collide. */
 function start(namespace: string, args: string[]): Proc {
-  const child = spawn('ip', ['netns', 'exec', namespace, process.execPath, CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const runDir = mkdtempSync(join(dir, 'run-'));
+  const child = spawn('ip', ['netns', 'exec', namespace, process.execPath, CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LISPNODE_RUN_DIR: runDir } });
   children.push(child);
   const lines: string[] = [];
   const collect = (chunk: Buffer): void => void lines.push(...chunk.toString('utf8').split('\n').filter(Boolean));
@@ -93,6 +96,10 @@ test('controller + map-server + two nodes: onboarding, the signed mesh config, c
   await run(ns('n1'), 'ip', ['link', 'set', 'lo', 'up']);
   const tpm = await startSwtpm({ namespace: ns('n1') });
   tpms.push(tpm);
+  // Firmware's part of a measured boot (the vault refuses to seal while PCR 0 or 4 is zero).
+  for (const pcr of [0, 1, 2, 3, 4, 7, 14]) {
+    await run(ns('n1'), 'env', [`TPM2TOOLS_TCTI=${tpm.tcti}`, 'tpm2_pcrextend', `${pcr}:sha256=${createHash('sha256').update(`boot stage ${pcr}`).digest('hex')}`]);
+  }
   const nodes = new Map<string, Proc>();
   for (const [name, serial, locator] of [['n1', 'SN-1', '198.18.0.1'], ['n2', 'SN-2', '198.18.0.2']] as const) {
     const home = join(dir, name);
@@ -120,6 +127,8 @@ test('controller + map-server + two nodes: onboarding, the signed mesh config, c
   }
   assert.match(nodes.get('n1')?.lines.find((l) => l.includes('"node started"')) ?? '', /TPM/i, 'n1 runs on the TPM');
   assert.match(nodes.get('n2')?.lines.join('\n') ?? '', /NO TPM/, 'n2 says loudly it has no TPM');
+  assert.ok(nodes.get('n1')?.lines.some((l) => l.includes('"vault unlocked"') && l.includes('created and sealed')), 'n1 sealed a new vault key in its TPM');
+  assert.match(nodes.get('n2')?.lines.join('\n') ?? '', /secrets are stored unencrypted/, 'n2 says its secrets are not encrypted');
   const devices = await cli('controller', 'device', 'list', '--dir', controllerDir);
   assert.equal(devices.split('\n').filter((l) => l.includes(' registered ')).length, 2, devices);
 
@@ -131,7 +140,7 @@ test('controller + map-server + two nodes: onboarding, the signed mesh config, c
     await new Promise((r) => setTimeout(r, 100));
   }
   const ms = await lab.stats<MapServerStats>('ms');
-  assert.equal(ms.registrations, 4, JSON.stringify(ms));
+  assert.equal(ms.registrations, 4, `${JSON.stringify(ms)}\n${[...nodes.values()].map((p) => p.lines.join('\n')).join('\n----\n')}`);
   // The site requires the registration signature, so accepted means signed and verified.
   assert.equal(ms.counters['map-register-accepted'], ms.counters['map-register-received'], JSON.stringify(ms.counters));
 

@@ -86,7 +86,7 @@ export async function startController(options: { readonly api?: (store: Controll
         onboarding: { certFile: onboardingCert, keyFile: onboardingKey, serial },
         tpm: { mode: 'none', tcti: 'device:/dev/null' },
         underlay: { address: '198.18.0.1' },
-        statusSocket: undefined,
+        ops: { statusSocket: join(stateDir, 'status.sock'), metrics: undefined, log: { level: undefined, format: undefined } },
       };
     },
     async stop() {

@@ -4,6 +4,7 @@
 // the mesh network instances — comes from the controller's signed config, not from here.
 import { dirname, resolve } from 'node:path';
 import { loadYamlConfig } from './load-yaml.js';
+import { loadOperations, operationsSchemaProperties, type OperationsConfig, type RawOperations } from './operations-config.js';
 
 export type TpmMode = 'auto' | 'required' | 'none';
 
@@ -14,16 +15,16 @@ export interface NodeConfig {
   readonly onboarding: { readonly certFile: string; readonly keyFile: string; readonly serial: string } | undefined;
   readonly tpm: { readonly mode: TpmMode; readonly tcti: string };
   readonly underlay: { readonly address: string };
-  readonly statusSocket: string | undefined;
+  /** Status socket, metrics endpoint, log settings (operations-config.ts). */
+  readonly ops: OperationsConfig;
 }
 
-interface RawNodeConfig {
+interface RawNodeConfig extends RawOperations {
   'state-dir': string;
   controller: { 'server-file': string; 'root-ca-file': string; 'poll-interval': number };
   onboarding?: { 'cert-file': string; 'key-file': string; serial: string };
   tpm: { mode: TpmMode; tcti: string };
   underlay: { address: string };
-  'status-socket'?: string;
 }
 
 const file = { type: 'string', minLength: 1 } as const;
@@ -33,6 +34,7 @@ const schema = {
   additionalProperties: false,
   required: ['state-dir', 'controller', 'underlay'],
   properties: {
+    ...operationsSchemaProperties,
     'state-dir': file,
     controller: {
       type: 'object',
@@ -65,7 +67,6 @@ const schema = {
       required: ['address'],
       properties: { address: { type: 'string', format: 'ip-address' } },
     },
-    'status-socket': file,
   },
 } as const;
 
@@ -79,6 +80,6 @@ export function loadNodeConfig(path: string): NodeConfig {
     onboarding: raw.onboarding && { certFile: at(raw.onboarding['cert-file']), keyFile: at(raw.onboarding['key-file']), serial: raw.onboarding.serial },
     tpm: raw.tpm,
     underlay: raw.underlay,
-    statusSocket: raw['status-socket'] === undefined ? undefined : at(raw['status-socket']),
+    ops: loadOperations(path, 'node', raw, dirname(path)),
   };
 }

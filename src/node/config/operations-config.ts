@@ -7,7 +7,7 @@ import { parseIpv4, parseIpv6 } from '../../lisp/ip-text.js';
 import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from '../log.js';
 import { ConfigError } from './config-error.js';
 
-export type DaemonRole = 'xtr' | 'map-server';
+export type DaemonRole = 'xtr' | 'map-server' | 'node';
 
 /** Where status sockets live unless `status-socket` says otherwise. */
 export const STATUS_SOCKET_DIR = '/run/lispnode';
@@ -18,7 +18,7 @@ export function runDir(): string {
 }
 
 /** Default metrics ports: distinct per role so an xTR and a map-server on one host both start. */
-export const DEFAULT_METRICS_PORT: Readonly<Record<DaemonRole, number>> = { xtr: 9464, 'map-server': 9465 };
+export const DEFAULT_METRICS_PORT: Readonly<Record<DaemonRole, number>> = { xtr: 9464, 'map-server': 9465, node: 9466 };
 
 export interface RawOperations {
   'status-socket'?: string;

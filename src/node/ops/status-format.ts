@@ -1,6 +1,6 @@
 // `lispnode status` for people: the status report (status-report.ts) as aligned sections. Scripts
 // use `--json`, which prints the report itself.
-import type { DaemonHeader, MapServerStatusReport, StatusReport, XtrStatusReport } from './status-report.js';
+import type { DaemonHeader, MapServerStatusReport, StatusReport, XtrStatusReport, NodeStatusReport } from './status-report.js';
 
 /** Columns padded to their widest cell, two spaces apart, indented by two. */
 function table(header: readonly string[], rows: readonly (readonly string[])[]): string[] {
@@ -104,6 +104,28 @@ function mapServer(s: MapServerStatusReport): string[] {
   ];
 }
 
+function node(report: NodeStatusReport): string[] {
+  const n = report.node;
+  const a = n.attestation;
+  return [
+    `node ${n.uuid ?? '(not onboarded)'}: controller ${n.controller}${n.lastError === undefined ? '' : ` (${n.lastError})`}`,
+    `key store: ${n.keyStore}${n.degraded === undefined ? '' : ` — NO TPM: ${n.degraded}`}`,
+    `vault: ${n.vault.status} (${n.vault.detail})`,
+    `attestation: ${a ? `${a.phase}, ${a.attested ? 'attested' : 'not attested'}, ${a.successes}/${a.attempts} rounds succeeded${a.lastError === undefined ? '' : `, last error: ${a.lastError}`}` : 'not started'}`,
+    `attestation ticket: ${n.ticket ? `${n.ticket.eids.join(', ')} until ${n.ticket.notAfter}` : 'none'}`,
+    `config: ${n.configHash || '(none yet)'}`,
+    ...n.mesh.map((m) => `mesh instance ${m.name} (IID ${m.instanceId}): EID ${m.eid}, ${m.configFile}`),
+    ...(report.xtr ? ['', ...xtr(report.xtr)] : []),
+  ];
+}
+
 export function formatStatus(report: StatusReport): string[] {
-  return report.role === 'xtr' ? xtr(report) : mapServer(report);
+  switch (report.role) {
+    case 'xtr':
+      return xtr(report);
+    case 'map-server':
+      return mapServer(report);
+    case 'node':
+      return node(report);
+  }
 }

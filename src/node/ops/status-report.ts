@@ -1,6 +1,7 @@
 // What the status socket answers to `{"command":"status"}`, per role: plain JSON values (no
 // bigints, no bytes), times as "seconds ago / seconds left" so a reader needs no clock. The same
 // shapes feed `lispnode status` (status-format.ts) and the tests.
+import type { NodeStats } from '../node-daemon.js';
 
 export interface DaemonHeader {
   readonly pid: number;
@@ -114,4 +115,11 @@ export interface MapServerStatusReport extends DaemonHeader {
   readonly counters: Readonly<Record<string, number>>;
 }
 
-export type StatusReport = XtrStatusReport | MapServerStatusReport;
+/** The node role: its control-plane state and, when a mesh instance runs, its xTR's report. */
+export interface NodeStatusReport {
+  readonly role: 'node';
+  readonly node: NodeStats;
+  readonly xtr: XtrStatusReport | undefined;
+}
+
+export type StatusReport = XtrStatusReport | MapServerStatusReport | NodeStatusReport;
