@@ -11,7 +11,7 @@ import { applyBundleFile, identityInit, identityClear, identityShow, onboardNow 
 import { initControllerDir } from './controller/controller-dir.js';
 import { ControllerServer } from './controller/server.js';
 import { parseTicketLifetime } from './controller/ticket-issuer.js';
-import { addDevice, clearDevice, exportBundle, listDevices, setDeviceMesh } from './controller/device-commands.js';
+import { addDevice, clearDevice, exportBundle, listDevices, relearnPcrs, setDeviceMesh } from './controller/device-commands.js';
 import { createOnboardingCert } from './control/x509/device.js';
 
 function print(line: string): void {
@@ -144,6 +144,12 @@ export function addControlCommands(program: Command): void {
     .requiredOption(...dirOption)
     .argument('<device>', 'UUID or serial')
     .action(guarded((key: string, o: { dir: string }) => clearDevice(o.dir, key).forEach(print)));
+  device
+    .command('relearn-pcrs')
+    .description("forget the PCR values a device's first attestation pinned (after an intended upgrade); its next successful attestation pins the new ones")
+    .requiredOption(...dirOption)
+    .argument('<device>', 'UUID or serial')
+    .action(guarded((key: string, o: { dir: string }) => relearnPcrs(o.dir, key).forEach(print)));
   device
     .command('set-mesh')
     .description("replace a device's mesh definition")

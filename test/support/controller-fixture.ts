@@ -35,7 +35,7 @@ export interface ControllerFixture {
   readonly onboardingCert: string;
   readonly onboardingKey: string;
   /** Pre-registers a device; returns its UUID. */
-  addDevice(serial: string, mesh?: string): string;
+  addDevice(serial: string, mesh?: string, attestation?: 'none' | 'tpm'): string;
   /** A node config trusting this controller (own copies of the trust files). */
   node(name: string, serial: string): NodeConfig;
   stop(): Promise<void>;
@@ -66,10 +66,10 @@ export async function startController(options: { readonly api?: (store: Controll
     requests,
     onboardingCert,
     onboardingKey,
-    addDevice(serial, mesh = MESH_YAML) {
+    addDevice(serial, mesh = MESH_YAML, attestation = 'none') {
       const file = join(base, `${serial}.mesh.yaml`);
       writeFileSync(file, mesh);
-      const line = addDevice({ dir, serial, onboardingCert, mesh: file })[0] ?? '';
+      const line = addDevice({ dir, serial, onboardingCert, mesh: file, attestation })[0] ?? '';
       return /device (\S+)/.exec(line)?.[1] ?? '';
     },
     node(name, serial) {
