@@ -1,22 +1,20 @@
 // End to end in network namespaces: the reference controller, a map-server and two nodes. Each
 // node onboards (register → uuid → config) over TLS pinned to the controller's root CA — one with
-// its device key in a software TPM, one with key files — then brings up the mesh network instance
-// of its signed config as an xTR: a crypto-EID for its ECO, registered with the map-server under
-// the instance's credential, and encrypted traffic between the two ECOs' EIDs.
+// its device key and vault in a software TPM, one with key files — then brings up the mesh network
+// instance of its signed config as an xTR: a crypto-EID for its ECO, registered with the
+// map-server under the instance's credential, and encrypted traffic between the two ECOs' EIDs.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, test } from 'node:test';
 import { stringify } from 'yaml';
 import { NetnsLab, run } from '../src/node/lab/netns-lab.js';
 import type { MapServerStats } from '../src/node/map-server/map-server-node.js';
-import { startSwtpm, swtpmMissing, type SwtpmHandle } from './support/swtpm.js';
+import { cli, measuredTpm, nodeHome, startIn, stopAll, waitFor, type Proc } from './support/node-processes.js';
+import { swtpmMissing, type SwtpmHandle } from './support/swtpm.js';
 
-const CLI = fileURLToPath(new URL('../src/cli.js', import.meta.url));
 const skip = process.getuid?.() !== 0 ? 'needs root (CAP_NET_ADMIN) for network namespaces and TUN devices' : swtpmMissing();
 const dir = mkdtempSync(join(tmpdir(), 'lispnode-onboarding-e2e-'));
 const children: ChildProcess[] = [];
@@ -31,41 +29,20 @@ after(async () => {
 
 const PASSWORD = 'overlay-site-secret';
 const CONTROLLER = '198.18.0.20';
+const LOCATORS = { ctl: CONTROLLER, n1: '198.18.0.1', n2: '198.18.0.2' } as const;
 
-interface Proc {
-  readonly child: ChildProcess;
-  readonly lines: string[];
-}
-
-/** Each process gets its own run directory, so status and capture sockets never collide. */
-function start(namespace: string, args: string[]): Proc {
-  const runDir = mkdtempSync(join(dir, 'run-'));
-  const child = spawn('ip', ['netns', 'exec', namespace, process.execPath, CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LISPNODE_RUN_DIR: runDir } });
-  children.push(child);
-  const lines: string[] = [];
-  const collect = (chunk: Buffer): void => void lines.push(...chunk.toString('utf8').split('\n').filter(Boolean));
-  child.stdout?.on('data', collect);
-  child.stderr?.on('data', collect);
-  return { child, lines };
-}
-
-async function waitFor(proc: Proc, pattern: RegExp, what: string, timeoutMs = 20_000): Promise<string> {
-  for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; await new Promise((r) => setTimeout(r, 50))) {
-    const line = proc.lines.find((l) => pattern.test(l));
-    if (line) return line;
-    if (proc.child.exitCode !== null) break;
-  }
-  assert.fail(`${what}: not seen. Output:\n${proc.lines.join('\n')}`);
-}
-
-async function cli(...args: string[]): Promise<string> {
-  return run(undefined, process.execPath, [CLI, ...args]);
+/** Every file under `folder` whose bytes contain `text`. */
+function filesContaining(folder: string, text: string): string[] {
+  return readdirSync(folder, { recursive: true, encoding: 'utf8' })
+    .map((f) => join(folder, f))
+    .filter((f) => statSync(f).isFile() && readFileSync(f).includes(text));
 }
 
 test('controller + map-server + two nodes: onboarding, the signed mesh config, crypto-EIDs registered, encrypted pings between the ECOs', { skip, timeout: 120_000 }, async () => {
   const controllerDir = join(dir, 'controller');
   await cli('controller', 'init', '--dir', controllerDir, '--name', CONTROLLER, '--port', '8443');
-  await cli('controller', 'onboarding-cert', '--cert', join(dir, 'onboard.cert.pem'), '--key', join(dir, 'onboard.key.pem'));
+  const onboarding = { cert: join(dir, 'onboard.cert.pem'), key: join(dir, 'onboard.key.pem') };
+  await cli('controller', 'onboarding-cert', '--cert', onboarding.cert, '--key', onboarding.key);
   writeFileSync(
     join(dir, 'mesh.yaml'),
     stringify({
@@ -73,12 +50,12 @@ test('controller + map-server + two nodes: onboarding, the signed mesh config, c
       apps: [{ name: 'eco', network: 'overlay' }],
     }),
   );
-  for (const serial of ['SN-1', 'SN-2']) await cli('controller', 'device', 'add', '--dir', controllerDir, '--serial', serial, '--onboarding-cert', join(dir, 'onboard.cert.pem'), '--mesh', join(dir, 'mesh.yaml'));
+  for (const serial of ['SN-1', 'SN-2']) await cli('controller', 'device', 'add', '--dir', controllerDir, '--serial', serial, '--onboarding-cert', onboarding.cert, '--mesh', join(dir, 'mesh.yaml'));
 
   const lab = await NetnsLab.create({
     nodes: [],
     encryption: 'required',
-    hosts: { ctl: CONTROLLER, n1: '198.18.0.1', n2: '198.18.0.2' },
+    hosts: LOCATORS,
     mapServer: {
       name: 'ms',
       locator: '198.18.0.10',
@@ -88,35 +65,16 @@ test('controller + map-server + two nodes: onboarding, the signed mesh config, c
     },
   });
   labs.push(lab);
-  const ns = (name: string): string => lab.hosts.find((h) => h.locator === { ctl: CONTROLLER, n1: '198.18.0.1', n2: '198.18.0.2' }[name])?.namespace ?? '';
-  const ctl = start(ns('ctl'), ['controller', 'run', '--dir', controllerDir, '--listen', CONTROLLER, '--port', '8443']);
+  const ns = (name: keyof typeof LOCATORS): string => lab.hosts.find((h) => h.locator === LOCATORS[name])?.namespace ?? '';
+  const ctl = startIn(ns('ctl'), ['controller', 'run', '--dir', controllerDir, '--listen', CONTROLLER, '--port', '8443'], dir, children);
   await waitFor(ctl, /"controller started"/, 'the controller');
 
-  // n1 keeps its device key in a software TPM inside its namespace; n2 has no TPM (key files).
-  await run(ns('n1'), 'ip', ['link', 'set', 'lo', 'up']);
-  const tpm = await startSwtpm({ namespace: ns('n1') });
-  tpms.push(tpm);
-  // Firmware's part of a measured boot (the vault refuses to seal while PCR 0 or 4 is zero).
-  for (const pcr of [0, 1, 2, 3, 4, 7, 14]) {
-    await run(ns('n1'), 'env', [`TPM2TOOLS_TCTI=${tpm.tcti}`, 'tpm2_pcrextend', `${pcr}:sha256=${createHash('sha256').update(`boot stage ${pcr}`).digest('hex')}`]);
-  }
+  // n1 keeps its device key and vault in a software TPM inside its namespace; n2 has no TPM.
+  const tpm = await measuredTpm(ns('n1'), tpms);
   const nodes = new Map<string, Proc>();
-  for (const [name, serial, locator] of [['n1', 'SN-1', '198.18.0.1'], ['n2', 'SN-2', '198.18.0.2']] as const) {
-    const home = join(dir, name);
-    mkdirSync(home);
-    copyFileSync(join(controllerDir, 'server'), join(home, 'server'));
-    copyFileSync(join(controllerDir, 'root-certificate.pem'), join(home, 'root-certificate.pem'));
-    writeFileSync(
-      join(home, 'node.yaml'),
-      stringify({
-        'state-dir': 'state',
-        controller: { 'server-file': 'server', 'root-ca-file': 'root-certificate.pem', 'poll-interval': 2 },
-        onboarding: { 'cert-file': join(dir, 'onboard.cert.pem'), 'key-file': join(dir, 'onboard.key.pem'), serial },
-        tpm: name === 'n1' ? { mode: 'required', tcti: tpm.tcti } : { mode: 'none' },
-        underlay: { address: locator },
-      }),
-    );
-    nodes.set(name, start(ns(name), ['run', '--config', join(home, 'node.yaml')]));
+  for (const [name, serial] of [['n1', 'SN-1'], ['n2', 'SN-2']] as const) {
+    const config = nodeHome(join(dir, name), { controllerDir, onboarding, serial, locator: LOCATORS[name], tpm: name === 'n1' ? { mode: 'required', tcti: tpm.tcti } : { mode: 'none' } });
+    nodes.set(name, startIn(ns(name), ['run', '--config', config], dir, children));
   }
   const eids = new Map<string, string>();
   for (const [name, proc] of nodes) {
@@ -134,11 +92,7 @@ test('controller + map-server + two nodes: onboarding, the signed mesh config, c
 
   // Both crypto-EIDs registered (with their signatures) under the instance's credential: each
   // node registers its EID and its hash-EID name, which carries the public key.
-  for (let i = 0; i < 100; i++) {
-    const ms = await lab.stats<MapServerStats>('ms');
-    if (ms.registrations >= 4) break;
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  for (let i = 0; i < 100 && (await lab.stats<MapServerStats>('ms')).registrations < 4; i++) await new Promise((r) => setTimeout(r, 100));
   const ms = await lab.stats<MapServerStats>('ms');
   assert.equal(ms.registrations, 4, `${JSON.stringify(ms)}\n${[...nodes.values()].map((p) => p.lines.join('\n')).join('\n----\n')}`);
   // The site requires the registration signature, so accepted means signed and verified.
@@ -150,11 +104,12 @@ test('controller + map-server + two nodes: onboarding, the signed mesh config, c
   const ping = await run(ns('n1'), 'ping', ['-6', '-c', '5', '-i', '0.2', '-W', '2', target]);
   assert.match(ping, / 0% packet loss/, ping);
 
-  for (const proc of [...nodes.values(), ctl]) {
-    const exited = new Promise((r) => proc.child.once('exit', r));
-    proc.child.kill('SIGTERM');
-    await exited;
-  }
+  // The map-server credential the mesh carries is a node secret: in n1's vault-encrypted store it
+  // is nowhere on disk in clear; n2, without a TPM, keeps it in a plain store, as it says.
+  assert.deepEqual(filesContaining(join(dir, 'n1', 'state'), PASSWORD), []);
+  assert.ok(filesContaining(join(dir, 'n2', 'state', 'secrets'), PASSWORD).length > 0);
+
+  await stopAll([...nodes.values(), ctl]);
   await lab.destroy();
   labs.splice(labs.indexOf(lab), 1);
   assert.deepEqual(await lab.leftovers(), []);

@@ -97,7 +97,9 @@ export async function planMeshXtrs(mesh: MeshConfig, options: MeshXtrOptions): P
       'instance-id': ni.instanceId,
       'crypto-eid': { 'key-file': secretReference(names.eco), prefix, derivation: 'eve', ...(ticketFile !== undefined && { 'attestation-ticket-file': ticketFile }) },
       'local-eids': [],
-      'map-servers': ni.mapServers.map((ms, i) => ({ address: ms.address, key: { 'key-id': 0, 'password-file': secretReference(names.credential(i)) } })),
+      // Proxy replies: the map-server answers lookups itself, so it applies its lookup policy and
+      // bounds the answers' TTL by the attestation ticket (data keys then come from RLOC probes).
+      'map-servers': ni.mapServers.map((ms, i) => ({ address: ms.address, key: { 'key-id': 0, 'password-file': secretReference(names.credential(i)) }, 'proxy-reply': true })),
       'map-resolvers': ni.mapServers.map((ms) => ({ address: ms.address })),
       encryption: { mode: 'required', 'cipher-suite': 5, 'private-key-file': secretReference(names.data), peers: [] },
     };

@@ -50,6 +50,8 @@ export interface LabOptions {
     readonly sites?: readonly Record<string, unknown>[];
     /** Crypto-EID prefixes of the map-server (config form, e.g. { prefix: 'fd00::/8' }). */
     readonly cryptoEidPrefixes?: readonly Record<string, unknown>[];
+    /** More top-level keys of its config (e.g. `attestation`). */
+    readonly extra?: Readonly<Record<string, unknown>>;
   };
   /**
    * Lab id (1–8 lowercase letters or digits) in namespace and interface names; default: from the pid
@@ -139,7 +141,7 @@ export class NetnsLab {
         { name: 'overlay', keys: [{ 'key-id': 0, password: ms.password }], prefixes: options.nodes.flatMap((n) => n.eids.map((e) => ({ prefix: e.prefix }))) },
       ];
       const file = join(this.dir, `${ms.name}.yaml`);
-      writeFileSync(file, stringify({ listen: { address: ms.locator }, 'snapshot-file': `${ms.name}-registrations.json`, 'crypto-eid-prefixes': ms.cryptoEidPrefixes ?? [], sites, ...this.operations(ms.name) }));
+      writeFileSync(file, stringify({ listen: { address: ms.locator }, 'snapshot-file': `${ms.name}-registrations.json`, 'crypto-eid-prefixes': ms.cryptoEidPrefixes ?? [], sites, ...ms.extra, ...this.operations(ms.name) }));
       this.nodes.push(await this.startRole({ name: ms.name, locator: ms.locator, eids: [] }, 'map-server', file));
     }
     const keys = new Map<string, string>();

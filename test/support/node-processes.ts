@@ -1,0 +1,90 @@
+// lispnode processes in network namespaces for the node end-to-end tests: the CLI run inside a
+// namespace with its output collected, waiting for a log line, one-shot CLI commands, a node's
+// home (trust files copied from the controller, node.yaml), and a software TPM that has been
+// through a measured boot.
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { copyFileSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { stringify } from 'yaml';
+import { run } from '../../src/node/lab/netns-lab.js';
+import { startSwtpm, type SwtpmHandle } from './swtpm.js';
+
+export const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
+
+export interface Proc {
+  readonly child: ChildProcess;
+  readonly lines: string[];
+}
+
+/** `lispnode <args>` in `namespace`, with its own run directory (status and capture sockets never collide). */
+export function startIn(namespace: string, args: readonly string[], scratch: string, children: ChildProcess[]): Proc {
+  const runDir = mkdtempSync(join(scratch, 'run-'));
+  const child = spawn('ip', ['netns', 'exec', namespace, process.execPath, CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LISPNODE_RUN_DIR: runDir } });
+  children.push(child);
+  const lines: string[] = [];
+  const collect = (chunk: Buffer): void => void lines.push(...chunk.toString('utf8').split('\n').filter(Boolean));
+  child.stdout?.on('data', collect);
+  child.stderr?.on('data', collect);
+  return { child, lines };
+}
+
+export async function waitFor(proc: Proc, pattern: RegExp, what: string, timeoutMs = 20_000): Promise<string> {
+  for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; await new Promise((r) => setTimeout(r, 50))) {
+    const line = proc.lines.find((l) => pattern.test(l));
+    if (line) return line;
+    if (proc.child.exitCode !== null) break;
+  }
+  assert.fail(`${what}: not seen. Output:\n${proc.lines.join('\n')}`);
+}
+
+export async function stopAll(procs: readonly Proc[]): Promise<void> {
+  for (const proc of procs) {
+    if (proc.child.exitCode !== null) continue;
+    const exited = new Promise((r) => proc.child.once('exit', r));
+    proc.child.kill('SIGTERM');
+    await exited;
+  }
+}
+
+/** A one-shot `lispnode` command in the root namespace. */
+export function cli(...args: string[]): Promise<string> {
+  return run(undefined, process.execPath, [CLI, ...args]);
+}
+
+/** A node's home folder: the controller's trust files and a node.yaml; returns the config path. */
+export function nodeHome(home: string, o: { controllerDir: string; onboarding: { cert: string; key: string }; serial: string; locator: string; tpm: Record<string, string>; pollInterval?: number }): string {
+  mkdirSync(home, { recursive: true });
+  copyFileSync(join(o.controllerDir, 'server'), join(home, 'server'));
+  copyFileSync(join(o.controllerDir, 'root-certificate.pem'), join(home, 'root-certificate.pem'));
+  const file = join(home, 'node.yaml');
+  writeFileSync(
+    file,
+    stringify({
+      'state-dir': 'state',
+      controller: { 'server-file': 'server', 'root-ca-file': 'root-certificate.pem', 'poll-interval': o.pollInterval ?? 2 },
+      onboarding: { 'cert-file': o.onboarding.cert, 'key-file': o.onboarding.key, serial: o.serial },
+      tpm: o.tpm,
+      underlay: { address: o.locator },
+    }),
+  );
+  return file;
+}
+
+export const measurement = (text: string): string => createHash('sha256').update(text).digest('hex');
+
+/** Extends a PCR of the swtpm inside `namespace` (only reachable from there). */
+export function extendPcr(namespace: string, tpm: SwtpmHandle, pcr: number, text: string): Promise<string> {
+  return run(namespace, 'env', [`TPM2TOOLS_TCTI=${tpm.tcti}`, 'tpm2_pcrextend', `${pcr}:sha256=${measurement(text)}`]);
+}
+
+/** A software TPM in `namespace` after the firmware's part of a measured boot (PCR 0–4, 7, 14). */
+export async function measuredTpm(namespace: string, tpms: SwtpmHandle[]): Promise<SwtpmHandle> {
+  await run(namespace, 'ip', ['link', 'set', 'lo', 'up']);
+  const tpm = await startSwtpm({ namespace });
+  tpms.push(tpm);
+  for (const pcr of [0, 1, 2, 3, 4, 7, 14]) await extendPcr(namespace, tpm, pcr, `boot stage ${pcr}`);
+  return tpm;
+}
