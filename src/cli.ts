@@ -150,7 +150,8 @@ eidCommand('new', 'create a P-256 key pair and print its EID, hash-EID name and 
   .option('--json', 'print one JSON object')
   .action(guarded((o: EidOptions & { key?: string; json?: boolean }) => eidNew(o).forEach(print)));
 
-eidCommand('derive', 'print the EID and hash-EID name of a public key')
+eidCommand('derive', 'print the EID and hash-EID name of a public key (alias: show)')
+  .alias('show')
   .requiredOption('--pubkey <file>', 'public key, private key or certificate (PEM or DER)')
   .option('--json', 'print one JSON object')
   .action(guarded((o: EidOptions & { pubkey: string; json?: boolean }) => eidDerive(o).forEach(print)));

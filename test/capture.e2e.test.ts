@@ -140,3 +140,27 @@ test('lispnode capture: underlay and decrypted pcaps of a running xTR, readable 
   assert.equal(existsSync(join(runDir, 'xtr-cap1.capture.sock')), false, 'the daemon removed its capture socket');
   labs.splice(labs.indexOf(lab), 1);
 });
+
+test('lispnode capture also records the control plane: the Map-Request and Map-Reply of a resolution, on 4342', { skip, timeout: 120_000 }, async () => {
+  const lab = await NetnsLab.create({
+    nodes: [
+      { name: 'cc1', locator: '198.18.0.41', eids: [{ prefix: '192.0.2.64/28', address: '192.0.2.65' }] },
+      { name: 'cc2', locator: '198.18.0.42', eids: [{ prefix: '192.0.2.80/28', address: '192.0.2.81' }] },
+    ],
+    encryption: 'required',
+    mapServer: { name: 'ccms', locator: '198.18.0.40', password: 'capture-site-secret' },
+  });
+  labs.push(lab);
+  const file = join(out, 'control.pcap');
+  const capture = startCapture(['--name', 'cc1', '-w', file, '--duration', '4']);
+  await capture.started;
+  // The first packets to cc2 make cc1 resolve its EID through the map-server.
+  await run(lab.node('cc1').namespace, 'ping', ['-c', '3', '-i', '0.3', '-W', '2', '192.0.2.81']).catch(() => undefined);
+  const result = await capture.done;
+  assert.equal(result.status, 0, result.stderr);
+  const control = await tsharkFields(file, 'lisp', ['ip.src', 'ip.dst', 'udp.srcport', 'udp.dstport', 'lisp.type']);
+  // ECM (8) out to the map-resolver, Map-Reply (2) back from the ETR or the map-server.
+  const types = new Set(control.map((row) => row[4]));
+  assert.ok(types.has('8') && types.has('2'), `control messages seen: ${JSON.stringify(control)}`);
+  assert.ok(control.some((row) => row[0] === '198.18.0.41' && row[1] === '198.18.0.40' && row[3] === '4342'), 'the Map-Request went out to the map-resolver on 4342');
+});

@@ -13,6 +13,8 @@ import { after, test } from 'node:test';
 import { exportPrivateKeyPem, generateP256KeyPair } from '../src/crypto/p256.js';
 import { loadMapServerConfig } from '../src/node/config/map-server-config.js';
 import { loadXtrConfig } from '../src/node/config/xtr-config.js';
+import { loadNodeConfig } from '../src/node/config/node-config.js';
+import { loadMeshSpec } from '../src/controller/mesh-spec.js';
 import { newDataKey } from '../src/node/xtr/data-key.js';
 
 const CLI = fileURLToPath(new URL('../src/cli.js', import.meta.url));
@@ -25,7 +27,7 @@ newDataKey(join(dir, 'node.key'));
 writeFileSync(join(dir, 'site.key'), 'example-site-password\n', { mode: 0o600 });
 writeFileSync(join(dir, 'eid.pem'), exportPrivateKeyPem(generateP256KeyPair((n) => randomBytes(n))), { mode: 0o600 });
 writeFileSync(join(dir, 'empty.key'), '');
-for (const name of ['xtr.yaml', 'map-server.yaml']) copyFileSync(join(EXAMPLES, name), join(dir, name));
+for (const name of ['xtr.yaml', 'map-server.yaml', 'node.yaml', 'mesh.yaml']) copyFileSync(join(EXAMPLES, name), join(dir, name));
 
 test('docs/examples/xtr.yaml loads through the real loader with the defaults it documents', () => {
   const c = loadXtrConfig(join(dir, 'xtr.yaml'));
@@ -46,6 +48,18 @@ test('docs/examples/map-server.yaml loads through the real loader', () => {
   assert.equal(c.server.sites[0]?.allowedPrefixes.length, 3);
   assert.equal(c.server.sites[0]?.allowedPrefixes[0]?.acceptMoreSpecifics, true);
   assert.equal(c.snapshotFile, '/var/lib/lispnode/map-server-registrations.json');
+});
+
+test('docs/examples/node.yaml and mesh.yaml load through the real loaders', () => {
+  const c = loadNodeConfig(join(dir, 'node.yaml'));
+  assert.equal(c.controller.pollInterval, 60);
+  assert.deepEqual(c.tpm, { mode: 'auto', tcti: 'device:/dev/tpmrm0' });
+  assert.equal(c.onboarding?.serial, 'SN-0001');
+  assert.equal(c.ops.metrics, undefined);
+  const mesh = loadMeshSpec(join(dir, 'mesh.yaml'), '00000000-0000-4000-8000-000000000000');
+  assert.equal(mesh.instances[0]?.instanceId, 1000);
+  assert.equal(mesh.instances[0]?.allocationPrefixLength, 8);
+  assert.equal(mesh.ecos[0]?.interfaceName, 'eth0');
 });
 
 /** A broken variant of an example: replace `from` (which must be in it) with `to`. */
@@ -91,6 +105,14 @@ const MAP_SERVER_BROKEN: readonly Broken[] = [
   { what: 'an empty list', from: 'sites: ', to: 'sites: []\nx: ', path: '/x', expected: /unknown key/ },
 ];
 
+const NODE_BROKEN: readonly Broken[] = [
+  { what: 'wrong type', from: 'poll-interval: 60', to: 'poll-interval: soon', path: '/controller/poll-interval', expected: /expected integer/ },
+  { what: 'unknown key', from: '  mode: auto', to: '  mode: auto\n  colour: blue', path: '/tpm/colour', expected: /unknown key/ },
+  { what: 'missing required field', from: '  server-file: /etc/lispnode/server\n', to: '', path: '/controller/server-file', expected: /missing: this setting is required/ },
+  { what: 'bad address', from: 'address: 198.18.0.1', to: 'address: 198.18.0.300', path: '/underlay/address', expected: /expected an IPv4 or IPv6 address/ },
+  { what: 'a value of the wrong enum', from: 'mode: auto', to: 'mode: maybe', path: '/tpm/mode', expected: /expected one of "auto", "required", "none"/ },
+];
+
 function runCli(role: string, file: string): { status: number | null; stdout: string; stderr: string } {
   const r = spawnSync(process.execPath, [CLI, role, '--config', file], { encoding: 'utf8', timeout: 30_000 });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
@@ -111,6 +133,7 @@ function checkOneLine(role: string, file: string, path: string, expected: RegExp
 for (const [role, example, cases] of [
   ['xtr', 'xtr.yaml', XTR_BROKEN],
   ['map-server', 'map-server.yaml', MAP_SERVER_BROKEN],
+  ['run', 'node.yaml', NODE_BROKEN],
 ] as const) {
   const text = readFileSync(join(dir, example), 'utf8');
   for (const c of cases) {

@@ -16,6 +16,7 @@ import { Responder } from '../../lisp/xtr-control/responder.js';
 import type { XtrConfig } from '../config/xtr-config.js';
 import type { Logger } from '../log.js';
 import { ticketFileProvider } from './ticket-file.js';
+import type { PacketTap } from '../ops/packet-tap.js';
 import { RegistrationCounters, type RegistrationTotals } from './registration-counters.js';
 import { ReplyTimer, type TimedRequest } from './reply-timer.js';
 
@@ -36,6 +37,8 @@ export interface ControlPlaneDeps {
   readonly localEids: EidPrefix[];
   /** Told the time from each timed request to its Map-Reply (the metrics' latency histogram). */
   readonly replyLatency?: (kind: TimedRequest, ms: number) => void;
+  /** The capture tap while `lispnode capture` runs (control messages on 4342, both ways). */
+  readonly tap?: () => PacketTap | undefined;
 }
 
 /** What the registrar is to register for `config`; `xtrId` stays the same for the process. */
@@ -144,8 +147,14 @@ export class XtrControlPlane {
     if (this.resolver) this.act(this.resolver.miss(iid, eid, Date.now(), packet));
   }
 
+  private local(): { address: string; port: number } {
+    const { address, port } = this.socket.address();
+    return { address, port };
+  }
+
   private receive(bytes: Uint8Array, address: string, port: number): void {
     const now = Date.now();
+    this.deps.tap?.()?.underlay('in', this.local(), { address, port }, bytes);
     switch ((bytes[0] ?? 0) >>> 4) {
       case MESSAGE_TYPE.mapNotify:
         if (this.registrar) this.registrarAct(this.registrar.mapNotify(bytes, { address, port }, now));
@@ -201,6 +210,7 @@ export class XtrControlPlane {
         case 'send':
           if ('what' in action && (action.what === 'map-request' || action.what === 'rloc-probe')) this.replies.sent(action.what, action.bytes, now);
           this.socket.send(action.bytes, action.port, action.to);
+          this.deps.tap?.()?.underlay('out', this.local(), { address: action.to, port: action.port }, action.bytes);
           break;
         case 'reinject':
           this.deps.reinject(action.packets);

@@ -102,7 +102,7 @@ export class XtrNode {
     try {
       node.control = await XtrControlPlane.start(
         config,
-        { mapCache, backend, reinject: (packets) => node.inject(packets), localEids: node.served, ...(observed && { replyLatency: observed.replyLatency }) },
+        { mapCache, backend, reinject: (packets) => node.inject(packets), localEids: node.served, tap: () => node.tap, ...(observed && { replyLatency: observed.replyLatency }) },
         log,
       );
     } catch (error) {
@@ -110,7 +110,7 @@ export class XtrNode {
       throw error;
     }
     node.run();
-    node.capture = await CaptureServer.start({ role: 'xtr', configFile: config.file, underlay: ['data 4341'], inner: true, log, attach: (tap) => (node.tap = tap) });
+    node.capture = await CaptureServer.start({ role: 'xtr', configFile: config.file, underlay: ['data 4341', 'control 4342'], inner: true, log, attach: (tap) => (node.tap = tap) });
     log.log('info', 'xTR started', {
       tun: tun.name,
       mtu: tun.mtu,
