@@ -36,7 +36,7 @@ import { addDevice, clearDevice, DeviceCommandError, listDevices } from '../src/
 import { generateP256KeyPair } from '../src/crypto/p256.js';
 import { extendedPcr, registerAttestingDevice, tpmQuote, type AttestingDevice } from './support/attesting-device.js';
 import { startController, type ControllerFixture } from './support/controller-fixture.js';
-import { startSwtpm, swtpmMissing, type SwtpmHandle } from './support/swtpm.js';
+import { startSwtpm, swtpmMissing, type SwtpmHandle } from '../src/node/lab/swtpm.js';
 
 const TICKET_SECONDS = 300;
 const digest = (text: string): Uint8Array => createHash('sha256').update(text).digest();

@@ -12,7 +12,7 @@ import { relearnPcrs } from '../src/controller/device-commands.js';
 import type { NodeConfig } from '../src/node/config/node-config.js';
 import { NodeDaemon } from '../src/node/node-daemon.js';
 import { recordingLog, startController, type ControllerFixture } from './support/controller-fixture.js';
-import { startSwtpm, swtpmMissing, type SwtpmHandle } from './support/swtpm.js';
+import { startSwtpm, swtpmMissing, type SwtpmHandle } from '../src/node/lab/swtpm.js';
 
 const digest = (text: string): Uint8Array => new Uint8Array(createHash('sha256').update(text).digest());
 

@@ -15,8 +15,8 @@ import { stringify } from 'yaml';
 import { NetnsLab, run } from '../src/node/lab/netns-lab.js';
 import type { MapServerStats } from '../src/node/map-server/map-server-node.js';
 import type { MapServerStatusReport } from '../src/node/ops/status-report.js';
-import { cli, extendPcr, measuredTpm, nodeHome, startIn, stopAll, waitFor, type Proc } from './support/node-processes.js';
-import { swtpmMissing, type SwtpmHandle } from './support/swtpm.js';
+import { cli, extendPcr, measuredTpm, nodeHome, startIn, stopAll, waitFor, type Proc } from '../src/node/lab/node-processes.js';
+import { swtpmMissing, type SwtpmHandle } from '../src/node/lab/swtpm.js';
 
 const skip = process.getuid?.() !== 0 ? 'needs root (CAP_NET_ADMIN) for network namespaces and TUN devices' : swtpmMissing();
 const dir = mkdtempSync(join(tmpdir(), 'lispnode-membership-e2e-'));

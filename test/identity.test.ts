@@ -17,7 +17,7 @@ import { ATTESTATION_KEY_HANDLE, DEVICE_KEY_HANDLE, ECDH_KEY_HANDLE, Tpm } from 
 import { readControllerTrust } from '../src/control/trust.js';
 import type { NodeConfig } from '../src/node/config/node-config.js';
 import { identityShow } from '../src/node/control-commands.js';
-import { startSwtpm, swtpmMissing, type SwtpmHandle } from './support/swtpm.js';
+import { startSwtpm, swtpmMissing, type SwtpmHandle } from '../src/node/lab/swtpm.js';
 import { newPki, writeTrustFiles } from './support/trust-files.js';
 
 const exec = promisify(execFile);

@@ -19,7 +19,7 @@ import {
   type KeyStore,
 } from '../src/control/key-store/index.js';
 import { DEVICE_KEY_HANDLE, Tpm, TpmAuthError } from '../src/control/tpm/index.js';
-import { startSwtpm, swtpmMissing, type SwtpmHandle } from './support/swtpm.js';
+import { startSwtpm, swtpmMissing, type SwtpmHandle } from '../src/node/lab/swtpm.js';
 
 // All temporary files of this process (swtpm state, TPM scratch dirs, file stores) go here, so
 // the test can search it for key material.

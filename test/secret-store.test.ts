@@ -21,7 +21,7 @@ import {
   type SecretStore,
   type UnlockedVault,
 } from '../src/control/vault/index.js';
-import { startSwtpm, swtpmMissing, type SwtpmHandle } from './support/swtpm.js';
+import { startSwtpm, swtpmMissing, type SwtpmHandle } from '../src/node/lab/swtpm.js';
 
 const privateTmp = mkdtempSync(join(tmpdir(), 'lispnode-secret-store-test-'));
 process.env.TMPDIR = privateTmp;

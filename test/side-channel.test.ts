@@ -18,7 +18,7 @@ import { importP256PrivateKey } from '../src/crypto/p256.js';
 import { applyBundleFile, onboardNow } from '../src/node/control-commands.js';
 import { NodeDaemon } from '../src/node/node-daemon.js';
 import { recordingLog, startController, type ControllerFixture } from './support/controller-fixture.js';
-import { startSwtpm, swtpmMissing } from './support/swtpm.js';
+import { startSwtpm, swtpmMissing } from '../src/node/lab/swtpm.js';
 import { newPki } from './support/trust-files.js';
 
 const fixtures: ControllerFixture[] = [];

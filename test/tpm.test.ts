@@ -32,7 +32,7 @@ import {
 import { ecdsaSignatureToRaw } from '../src/control/tpm/marshal.js';
 import { toolFailure } from '../src/control/tpm/errors.js';
 import { TpmRunner } from '../src/control/tpm/runner.js';
-import { startSwtpm, swtpmMissing, type SwtpmHandle } from './support/swtpm.js';
+import { startSwtpm, swtpmMissing, type SwtpmHandle } from '../src/node/lab/swtpm.js';
 
 // Everything this file puts in the temp dir (swtpm state, the runner's scratch dirs) goes to a
 // private one, so the test can check that nothing is left behind.

@@ -34,7 +34,7 @@ import {
   VaultFileError,
   VaultLockedError,
 } from '../src/control/vault/index.js';
-import { startSwtpm, swtpmMissing, type SwtpmHandle } from './support/swtpm.js';
+import { startSwtpm, swtpmMissing, type SwtpmHandle } from '../src/node/lab/swtpm.js';
 
 // swtpm state and the TPM runner's scratch directories go to a private temp dir, removed at the end.
 const privateTmp = mkdtempSync(join(tmpdir(), 'lispnode-vault-test-'));

@@ -1,11 +1,13 @@
 // `lispnode demo`: first the overlay — two xTRs in network namespaces, encrypted with suite 5,
 // pinged across over IPv4 and IPv6 EIDs, a short iperf3, the nodes' counters, and a teardown that
-// leaves nothing behind — then the codec on the bundled captures of OOR and lispers.net: one line
-// per capture with its decode errors and site-key checks (`lispnode decode` lists every packet).
+// leaves nothing behind — then the whole node story (demo-nodes.ts: controller, onboarding,
+// attestation, vault, tickets), then the codec on the bundled captures of OOR and lispers.net:
+// one line per capture with its decode errors and site-key checks; and where to look next.
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { verifyAuthentication } from '../lisp/auth.js';
 import { bundledCaptures } from './bundled-captures.js';
+import { nodesDemo } from './demo-nodes.js';
 import { hasDecodeError, packetLine } from './decode-listing.js';
 import type { NetnsLab } from './lab/netns-lab.js';
 import { formatBits, formatBytes, hasCommand, iperf3, LabGuard, ping, startIperf3Server, tunMtu, type Iperf3Server } from './lab/measure.js';
@@ -26,9 +28,23 @@ const IPERF_SECONDS = 3;
 export async function runDemo(print: Print): Promise<boolean> {
   const overlay = await overlayDemo(print);
   print('');
+  const nodes = await nodesDemo(print);
+  print('');
   const captures = captureDemo(print);
-  return overlay && captures;
+  print('');
+  WHERE_NEXT.forEach((line) => print(line));
+  return overlay && nodes && captures;
 }
+
+const WHERE_NEXT = [
+  '== Where to look next',
+  '   docs/node.md            run a node: identity, controller trust, onboarding, attestation, vault (lispnode run)',
+  '   docs/controller.md      the reference controller: devices, mesh definitions, attestation, bundles',
+  '   docs/configuration.md   every key of the xTR and map-server configs; docs/examples/ has commented ones',
+  '   docs/operations.md      status, metrics, logs, reload, capture and replay, systemd',
+  '   docs/security-model.md  who can do what to a node, and what is not defended yet',
+  '   npm test                the full suite (real TUN devices, namespaces, swtpm, tshark); npm run bench for figures',
+];
 
 const count = (n: number): string => n.toLocaleString('en-US');
 

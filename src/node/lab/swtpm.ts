@@ -1,6 +1,6 @@
-// A private software TPM for one test file: swtpm on random localhost ports with its state in a
-// fresh temporary directory, so test files can run in parallel (and as root on CI) without
-// sharing anything. `reboot()` is a power cycle: PCRs reset, persistent objects and NV survive.
+// A private software TPM for one test file or demo node: swtpm on random localhost ports with its
+// state in a fresh temporary directory, so test files can run in parallel (and as root on CI)
+// without sharing anything. `reboot()` is a power cycle: PCRs reset, persistent objects and NV survive.
 import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';

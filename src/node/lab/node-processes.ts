@@ -1,18 +1,17 @@
-// lispnode processes in network namespaces for the node end-to-end tests: the CLI run inside a
+// lispnode processes in network namespaces for the node end-to-end tests and the demo: the CLI run inside a
 // namespace with its output collected, waiting for a log line, one-shot CLI commands, a node's
 // home (trust files copied from the controller, node.yaml), and a software TPM that has been
 // through a measured boot.
-import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { copyFileSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
-import { run } from '../../src/node/lab/netns-lab.js';
+import { run } from './netns-lab.js';
 import { startSwtpm, type SwtpmHandle } from './swtpm.js';
 
-export const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
+export const CLI = fileURLToPath(new URL('../../cli.js', import.meta.url));
 
 export interface Proc {
   readonly child: ChildProcess;
@@ -37,7 +36,7 @@ export async function waitFor(proc: Proc, pattern: RegExp, what: string, timeout
     if (line) return line;
     if (proc.child.exitCode !== null) break;
   }
-  assert.fail(`${what}: not seen. Output:\n${proc.lines.join('\n')}`);
+  throw new Error(`${what}: not seen. Output:\n${proc.lines.join('\n')}`);
 }
 
 export async function stopAll(procs: readonly Proc[]): Promise<void> {
