@@ -102,6 +102,15 @@ test('demo builds an encrypted two-node overlay, pings and measures across it, t
   const namespaces = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }).split('\n').filter((l) => l.startsWith(`${id}-`));
   assert.deepEqual(namespaces, [], 'no namespace of the demo is left');
   assert.ok(stdout.indexOf('== Overlay') < stdout.indexOf('== Captures'), 'the overlay first, then the captures');
+  // The node part: onboarding, attestation, vault, tickets, and ECOs that reach each other.
+  assert.match(stdout, /^onboarded, attested and ticketed in [\d.]+ s/m);
+  assert.equal(stdout.match(/^ {3}n\d: controller connected; vault unlocked \(created and sealed\); attestation valid; ticket until /gm)?.length, 2, stdout);
+  assert.match(stdout, /^map-server ms: 2 crypto-EIDs admitted with tickets/m);
+  assert.match(stdout, /^ping fd[\da-f:]+ -> fd[\da-f:]+ \(ECO to ECO, encrypted\): 5\/5 replies, 0% loss$/m);
+  const nodesId = /netns (ln\w+)-ctl,/.exec(stdout)?.[1];
+  assert.match(stdout, new RegExp(`^torn down: controller, nodes, software TPMs and map-server stopped, namespaces ${nodesId ?? '?'}-\\* removed`, 'm'));
+  assert.deepEqual(execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }).split('\n').filter((l) => l.startsWith(`${nodesId ?? '?'}-`)), []);
+  assert.match(stdout, /^== Where to look next$/m);
   assertCaptureSummary(stdout);
 });
 
@@ -110,6 +119,7 @@ test('demo without root explains that the overlay needs CAP_NET_ADMIN and still 
   if (status !== 0 && /EACCES|permission denied|Cannot find module/i.test(stderr)) return t.skip(`this checkout is not readable by nobody: ${stderr.split('\n')[0] ?? ''}`);
   assert.equal(status, 0, `${stdout}\n${stderr}`);
   assert.match(stdout, /needs root \(CAP_NET_ADMIN\)/);
+  assert.match(stdout, /^== Nodes: .*\n {3}skipped: .*needs root/m);
   assert.doesNotMatch(stdout, /^ping /m);
   assertCaptureSummary(stdout);
 });
