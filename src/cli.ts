@@ -216,7 +216,7 @@ daemonCommand(
 
 program
   .command('status')
-  .description("show a running daemon's state through its status socket: for an xTR the map-cache, sessions, registrations, drops and traffic; for a map-server its sites and registrations")
+  .description("show a running daemon's state through its status socket: for an xTR the map-cache, sessions, registrations, drops and traffic; for a map-server its sites and registrations; for a node its controller, attestation, vault and ticket state and its mesh xTR")
   .option('--socket <path>', 'the status socket (default: the only one in /run/lispnode)')
   .option('--json', 'print the report as one JSON object')
   .option('--limit <n>', 'at most this many map-cache entries or registrations (default 1000)')

@@ -11,7 +11,7 @@ import { applyBundleFile, identityInit, identityClear, identityShow, onboardNow 
 import { initControllerDir } from './controller/controller-dir.js';
 import { ControllerServer } from './controller/server.js';
 import { parseTicketLifetime } from './controller/ticket-issuer.js';
-import { addDevice, clearDevice, exportBundle, listDevices, relearnPcrs, setDeviceMesh } from './controller/device-commands.js';
+import { addDevice, clearDevice, exportBundle, listDevices, relearnPcrs, setAttestation, setDeviceMesh } from './controller/device-commands.js';
 import { createOnboardingCert } from './control/x509/device.js';
 
 function print(line: string): void {
@@ -144,6 +144,14 @@ export function addControlCommands(program: Command): void {
     .requiredOption(...dirOption)
     .argument('<device>', 'UUID or serial')
     .action(guarded((key: string, o: { dir: string }) => clearDevice(o.dir, key).forEach(print)));
+  device
+    .command('set-attestation')
+    .description("change a device's attestation mode, or give its explicit PCR policy (e.g. the values expected after an upgrade)")
+    .requiredOption(...dirOption)
+    .argument('<device>', 'UUID or serial')
+    .option('--attestation <mode>', "'tpm' (quotes required) or 'none' (no TPM)")
+    .option('--pcr-policy <file>', 'JSON {"<pcr>":"<sha-256 hex>"}; implies tpm')
+    .action(guarded((key: string, o: { dir: string; attestation?: string; pcrPolicy?: string }) => setAttestation(o.dir, key, o).forEach(print)));
   device
     .command('relearn-pcrs')
     .description("forget the PCR values a device's first attestation pinned (after an intended upgrade); its next successful attestation pins the new ones")

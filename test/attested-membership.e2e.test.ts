@@ -6,29 +6,18 @@
 // refuses its refreshes and counts them, its EID drops out when the ticket expires, and traffic to
 // it stops once the clamped map-cache entry runs out — while n1, still attested, stays registered.
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { stringify } from 'yaml';
 import { NetnsLab, run } from '../src/node/lab/netns-lab.js';
 import type { MapServerStats } from '../src/node/map-server/map-server-node.js';
 import type { MapServerStatusReport } from '../src/node/ops/status-report.js';
-import { cli, extendPcr, measuredTpm, nodeHome, startIn, stopAll, waitFor, type Proc } from '../src/node/lab/node-processes.js';
+import { extendPcr, measuredTpm, nodeHome, setupController, startIn, stopAll, teardown, waitFor, type Proc } from '../src/node/lab/node-processes.js';
 import { swtpmMissing, type SwtpmHandle } from '../src/node/lab/swtpm.js';
 
 const skip = process.getuid?.() !== 0 ? 'needs root (CAP_NET_ADMIN) for network namespaces and TUN devices' : swtpmMissing();
-const dir = mkdtempSync(join(tmpdir(), 'lispnode-membership-e2e-'));
-const children: ChildProcess[] = [];
-const labs: NetnsLab[] = [];
-const tpms: SwtpmHandle[] = [];
-after(async () => {
-  for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
-  for (const lab of labs) await lab.destroy();
-  for (const tpm of tpms) await tpm.stop();
-  rmSync(dir, { recursive: true, force: true });
-});
+const t = teardown('lispnode-membership-e2e-');
+const { dir, children, tpms } = t;
+after(() => t.run());
 
 const PASSWORD = 'overlay-site-secret';
 const CONTROLLER = '198.18.0.20';
@@ -45,17 +34,7 @@ async function ping(namespace: string, eid: string): Promise<boolean> {
 }
 
 test('attested nodes register with tickets and talk; a node whose attestation is refused drops out when its ticket expires', { skip, timeout: 240_000 }, async () => {
-  const controllerDir = join(dir, 'controller');
-  await cli('controller', 'init', '--dir', controllerDir, '--name', CONTROLLER, '--port', '8443');
-  const onboarding = { cert: join(dir, 'onboard.cert.pem'), key: join(dir, 'onboard.key.pem') };
-  await cli('controller', 'onboarding-cert', '--cert', onboarding.cert, '--key', onboarding.key);
-  writeFileSync(
-    join(dir, 'mesh.yaml'),
-    stringify({ 'network-instances': [{ name: 'overlay', 'instance-id': 1000, 'map-servers': [{ address: '198.18.0.10', credential: PASSWORD }] }], apps: [{ name: 'eco', network: 'overlay' }] }),
-  );
-  for (const serial of ['SN-1', 'SN-2']) {
-    await cli('controller', 'device', 'add', '--dir', controllerDir, '--serial', serial, '--onboarding-cert', onboarding.cert, '--mesh', join(dir, 'mesh.yaml'), '--attestation', 'tpm');
-  }
+  const { controllerDir, onboarding } = await setupController(dir, { address: CONTROLLER, mapServer: '198.18.0.10', credential: PASSWORD, serials: ['SN-1', 'SN-2'], attestation: 'tpm' });
 
   const lab = await NetnsLab.create({
     nodes: [],
@@ -78,7 +57,7 @@ test('attested nodes register with tickets and talk; a node whose attestation is
       extra: { attestation: { 'controller-signing-certs': [join(controllerDir, 'signing.cert.pem')] } },
     },
   });
-  labs.push(lab);
+  t.labs.push(lab);
   const ns = (name: keyof typeof LOCATORS): string => lab.hosts.find((h) => h.locator === LOCATORS[name])?.namespace ?? '';
   const ctl = startIn(ns('ctl'), ['controller', 'run', '--dir', controllerDir, '--listen', CONTROLLER, '--port', '8443', '--ticket-lifetime', String(TICKET_SECONDS)], dir, children);
   await waitFor(ctl, /"controller started"/, 'the controller');
@@ -131,6 +110,5 @@ test('attested nodes register with tickets and talk; a node whose attestation is
 
   await stopAll([...nodes.values(), ctl]);
   await lab.destroy();
-  labs.splice(labs.indexOf(lab), 1);
   assert.deepEqual(await lab.leftovers(), []);
 });

@@ -151,3 +151,20 @@ for (const [role, example, cases] of [
     checkOneLine(role, join(dir, 'nope.yaml'), '(top level)', /cannot read the file \(ENOENT\)/);
   });
 }
+
+test('a map-server site requiring attestation tickets: the rules that bind a ticket to its record are enforced at load', async () => {
+  const { createControllerPki } = await import('../src/control/x509/controller-pki.js');
+  const pki = await createControllerPki({ dnsName: 'controller.test', ipAddresses: [], now: new Date(), random: (n) => randomBytes(n) });
+  writeFileSync(join(dir, 'signing.cert.pem'), pki.signing.certPem);
+  const config = (site: string, extra = 'attestation: { controller-signing-certs: [signing.cert.pem] }\n'): string => {
+    const file = join(dir, `ticket-${randomBytes(4).toString('hex')}.yaml`);
+    writeFileSync(file, `listen: { address: 198.18.0.10 }\n${extra}crypto-eid-prefixes: [ { prefix: "[1000]fd00::/8" } ]\nsites:\n  - { name: s, keys: [ { key-id: 0, password: p } ], ${site} }\n`);
+    return file;
+  };
+  const ok = loadMapServerConfig(config('prefixes: [ { prefix: "[1000]fd00::/8" } ], require-registration-signature: true, require-attestation-ticket: true'));
+  assert.equal(ok.server.sites[0]?.requireAttestationTicket, true);
+  assert.ok(ok.server.ticketCheck && ok.ticketCerts);
+  assert.throws(() => loadMapServerConfig(config('prefixes: [ { prefix: "[1000]fd00::/8" } ], require-attestation-ticket: true')), /\/sites\/0\/require-attestation-ticket: needs 'require-registration-signature: true'/);
+  assert.throws(() => loadMapServerConfig(config('prefixes: [ { prefix: "[1000]fd00::/8" } ], require-registration-signature: true, require-attestation-ticket: true', '')), /needs the top-level 'attestation' section/);
+  assert.throws(() => loadMapServerConfig(config('prefixes: [ { prefix: "192.0.2.0/24" } ], require-registration-signature: true, require-attestation-ticket: true')), /\/sites\/0\/prefixes\/0\/prefix: a site requiring attestation tickets admits only crypto-EIDs/);
+});

@@ -203,3 +203,18 @@ describe('the node refuses bad controller responses, each with its own reason', 
 });
 
 export type { NodeConfig };
+
+describe('device attestation settings', () => {
+  test('set-attestation switches a device to TPM attestation with an explicit PCR policy, and back', async () => {
+    const f = await controller();
+    const uuid = f.addDevice('SN-POLICY');
+    const { setAttestation, listDevices } = await import('../src/controller/device-commands.js');
+    const { writeFileSync } = await import('node:fs');
+    const policy = join(f.dir, 'policy.json');
+    writeFileSync(policy, JSON.stringify({ 0: 'aa'.repeat(32), 14: 'bb'.repeat(32) }));
+    assert.deepEqual(setAttestation(f.dir, 'SN-POLICY', { pcrPolicy: policy }), [`device ${uuid}: attestation tpm (PCR policy 0,14)`]);
+    assert.match(listDevices(f.dir).join('\n'), /attestation tpm \(PCR policy 0,14\)/);
+    assert.deepEqual(setAttestation(f.dir, uuid, { attestation: 'none' }), [`device ${uuid}: attestation none`]);
+    assert.throws(() => setAttestation(f.dir, uuid, { attestation: 'none', pcrPolicy: policy }), /--pcr-policy needs --attestation tpm/);
+  });
+});

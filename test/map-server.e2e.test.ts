@@ -21,7 +21,10 @@ const CLI = fileURLToPath(new URL('../src/cli.js', import.meta.url));
 const SENDER = fileURLToPath(new URL('./support/register-send.js', import.meta.url));
 
 const labs: NetnsLab[] = [];
+// Map-servers of a failed test must not outlive it (they would keep the test process alive).
+const children: ChildProcess[] = [];
 after(async () => {
+  for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
   for (const lab of labs) await lab.destroy();
 });
 
@@ -52,13 +55,15 @@ const SCENARIOS: readonly Scenario[] = [
 
 function startMapServer(namespace: string, config: string): Promise<{ child: ChildProcess; out: string[] }> {
   const child = spawn('ip', ['netns', 'exec', namespace, process.execPath, CLI, 'map-server', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(child);
   const out: string[] = [];
   const err: string[] = [];
   child.stdout.on('data', (c: Buffer) => out.push(...c.toString().split('\n').filter(Boolean)));
   child.stderr.on('data', (c: Buffer) => err.push(...c.toString().split('\n').filter(Boolean)));
   return new Promise((resolve, reject) => {
     const poll = setInterval(() => {
-      if (err.some((l) => l.includes('"map-server started"'))) {
+      // 'ready': the signal handlers are in place (a SIGUSR1 before them would end the process).
+      if (err.some((l) => l.includes('"message":"ready"'))) {
         clearInterval(poll);
         resolve({ child, out });
       }
@@ -73,7 +78,8 @@ function startMapServer(namespace: string, config: string): Promise<{ child: Chi
 async function stats(ms: { child: ChildProcess; out: string[] }): Promise<{ registrations: number; counters: Record<string, number> }> {
   const before = ms.out.length;
   ms.child.kill('SIGUSR1');
-  for (let i = 0; i < 100; i++) {
+  // Generous: a loaded machine delays the signal handler.
+  for (let i = 0; i < 500; i++) {
     const line = ms.out.slice(before).find((l) => l.startsWith('{"stats"'));
     if (line) return (JSON.parse(line) as { stats: { registrations: number; counters: Record<string, number> } }).stats;
     await new Promise((r) => setTimeout(r, 20));

@@ -85,3 +85,10 @@ test('the HTTP endpoint serves GET /metrics on the address asked for, 404 elsewh
   }
   await assert.rejects(fetch(`http://${server.address}/metrics`), 'closed');
 });
+
+test('registering a metric name again replaces it (a component restarted in the same process)', async () => {
+  const metrics = new DaemonMetrics();
+  metrics.gauge('lispnode_test_restarted', 'a gauge', [], () => 1);
+  metrics.gauge('lispnode_test_restarted', 'a gauge', [], () => 2);
+  assert.match(await metrics.text(), /^lispnode_test_restarted 2$/m);
+});

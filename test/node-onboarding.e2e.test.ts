@@ -4,28 +4,18 @@
 // instance of its signed config as an xTR: a crypto-EID for its ECO, registered with the
 // map-server under the instance's credential, and encrypted traffic between the two ECOs' EIDs.
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { stringify } from 'yaml';
 import { NetnsLab, run } from '../src/node/lab/netns-lab.js';
 import type { MapServerStats } from '../src/node/map-server/map-server-node.js';
-import { cli, measuredTpm, nodeHome, startIn, stopAll, waitFor, type Proc } from '../src/node/lab/node-processes.js';
-import { swtpmMissing, type SwtpmHandle } from '../src/node/lab/swtpm.js';
+import { cli, measuredTpm, nodeHome, setupController, startIn, stopAll, teardown, waitFor, type Proc } from '../src/node/lab/node-processes.js';
+import { swtpmMissing } from '../src/node/lab/swtpm.js';
 
 const skip = process.getuid?.() !== 0 ? 'needs root (CAP_NET_ADMIN) for network namespaces and TUN devices' : swtpmMissing();
-const dir = mkdtempSync(join(tmpdir(), 'lispnode-onboarding-e2e-'));
-const children: ChildProcess[] = [];
-const labs: NetnsLab[] = [];
-const tpms: SwtpmHandle[] = [];
-after(async () => {
-  for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
-  for (const lab of labs) await lab.destroy();
-  for (const tpm of tpms) await tpm.stop();
-  rmSync(dir, { recursive: true, force: true });
-});
+const t = teardown('lispnode-onboarding-e2e-');
+const { dir, children, tpms } = t;
+after(() => t.run());
 
 const PASSWORD = 'overlay-site-secret';
 const CONTROLLER = '198.18.0.20';
@@ -39,18 +29,7 @@ function filesContaining(folder: string, text: string): string[] {
 }
 
 test('controller + map-server + two nodes: onboarding, the signed mesh config, crypto-EIDs registered, encrypted pings between the ECOs', { skip, timeout: 120_000 }, async () => {
-  const controllerDir = join(dir, 'controller');
-  await cli('controller', 'init', '--dir', controllerDir, '--name', CONTROLLER, '--port', '8443');
-  const onboarding = { cert: join(dir, 'onboard.cert.pem'), key: join(dir, 'onboard.key.pem') };
-  await cli('controller', 'onboarding-cert', '--cert', onboarding.cert, '--key', onboarding.key);
-  writeFileSync(
-    join(dir, 'mesh.yaml'),
-    stringify({
-      'network-instances': [{ name: 'overlay', 'instance-id': 1000, 'eid-prefix': 'fd00::/8', 'map-servers': [{ address: '198.18.0.10', credential: PASSWORD }] }],
-      apps: [{ name: 'eco', network: 'overlay' }],
-    }),
-  );
-  for (const serial of ['SN-1', 'SN-2']) await cli('controller', 'device', 'add', '--dir', controllerDir, '--serial', serial, '--onboarding-cert', onboarding.cert, '--mesh', join(dir, 'mesh.yaml'));
+  const { controllerDir, onboarding } = await setupController(dir, { address: CONTROLLER, mapServer: '198.18.0.10', credential: PASSWORD, serials: ['SN-1', 'SN-2'], attestation: 'none' });
 
   const lab = await NetnsLab.create({
     nodes: [],
@@ -64,7 +43,7 @@ test('controller + map-server + two nodes: onboarding, the signed mesh config, c
       sites: [{ name: 'overlay', keys: [{ 'key-id': 0, password: PASSWORD }], prefixes: [{ prefix: '[1000]fd00::/8', 'accept-more-specifics': true }], 'require-registration-signature': true }],
     },
   });
-  labs.push(lab);
+  t.labs.push(lab);
   const ns = (name: keyof typeof LOCATORS): string => lab.hosts.find((h) => h.locator === LOCATORS[name])?.namespace ?? '';
   const ctl = startIn(ns('ctl'), ['controller', 'run', '--dir', controllerDir, '--listen', CONTROLLER, '--port', '8443'], dir, children);
   await waitFor(ctl, /"controller started"/, 'the controller');
@@ -111,6 +90,5 @@ test('controller + map-server + two nodes: onboarding, the signed mesh config, c
 
   await stopAll([...nodes.values(), ctl]);
   await lab.destroy();
-  labs.splice(labs.indexOf(lab), 1);
   assert.deepEqual(await lab.leftovers(), []);
 });

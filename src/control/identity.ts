@@ -4,8 +4,9 @@
 // a node whose server or root-CA file changed cannot sign, and this module says which file
 // changed. Only `clear` (explicit re-onboarding) starts over.
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { writeFileAtomicSync } from './atomic-file.js';
 import type { KeyStoreKind, P256Signer } from './signer.js';
 import { KeyRefusedError, type KeyStore } from './key-store/index.js';
 import type { ControllerTrust } from './trust.js';
@@ -45,11 +46,6 @@ const fileHash = (file: string): string => {
     return 'unreadable';
   }
 };
-
-function writeAtomically(file: string, content: string, mode = 0o644): void {
-  writeFileSync(`${file}.tmp`, content, { mode });
-  renameSync(`${file}.tmp`, file);
-}
 
 export class DeviceIdentity {
   private constructor(
@@ -94,10 +90,10 @@ export class DeviceIdentity {
     const deviceCertPem = await createDeviceCert(signer, { now, serial: randomSerial(random) });
     const ecdhCertPem = await issueEdgeNodeCert(signer, deviceCertPem, ecdhKey, 'ecdh', { now, serial: randomSerial(random) });
     const attestationCertPem = await issueEdgeNodeCert(signer, deviceCertPem, attestationKey, 'attestation', { now, serial: randomSerial(random) });
-    writeAtomically(join(dir, IDENTITY_FILES.deviceCert), deviceCertPem);
-    writeAtomically(join(dir, IDENTITY_FILES.ecdhCert), ecdhCertPem);
-    writeAtomically(join(dir, IDENTITY_FILES.attestationCert), attestationCertPem);
-    if (!existsSync(join(dir, IDENTITY_FILES.softSerial))) writeAtomically(join(dir, IDENTITY_FILES.softSerial), `${randomUUID()}\n`);
+    writeFileAtomicSync(join(dir, IDENTITY_FILES.deviceCert), deviceCertPem, 0o644);
+    writeFileAtomicSync(join(dir, IDENTITY_FILES.ecdhCert), ecdhCertPem, 0o644);
+    writeFileAtomicSync(join(dir, IDENTITY_FILES.attestationCert), attestationCertPem, 0o644);
+    if (!existsSync(join(dir, IDENTITY_FILES.softSerial))) writeFileAtomicSync(join(dir, IDENTITY_FILES.softSerial), `${randomUUID()}\n`, 0o644);
     const record: IdentityRecord = {
       version: 1,
       keyStore: store.kind,
@@ -105,7 +101,7 @@ export class DeviceIdentity {
       trust: { serverSha256: fileHash(trust.serverFile), rootCaSha256: fileHash(trust.rootCaFile) },
     };
     // The record is written last: an interrupted init leaves no identity behind, only files to redo.
-    writeAtomically(join(dir, IDENTITY_FILES.record), `${JSON.stringify(record, null, 2)}\n`);
+    writeFileAtomicSync(join(dir, IDENTITY_FILES.record), `${JSON.stringify(record, null, 2)}\n`, 0o644);
     return new DeviceIdentity(dir, store, record, deviceCertPem, ecdhCertPem, attestationCertPem);
   }
 
@@ -172,7 +168,7 @@ export class DeviceIdentity {
   }
 
   saveUuid(uuid: string): void {
-    writeAtomically(join(this.dir, IDENTITY_FILES.uuid), `${uuid}\n`);
+    writeFileAtomicSync(join(this.dir, IDENTITY_FILES.uuid), `${uuid}\n`, 0o644);
   }
 
   get softSerial(): string {

@@ -2,7 +2,8 @@
 // TPM NV counter (monotonic in hardware; even undefining and re-defining it cannot lower it),
 // or, without a TPM, a file in the state directory — monotonic only as long as the disk is
 // trusted, which `lispnode identity show` states.
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { writeFileAtomicSync } from './atomic-file.js';
 import { hasTpmRc, TpmRc, type Tpm } from './tpm/index.js';
 
 export interface VersionCounter {
@@ -64,7 +65,6 @@ export class FileVersionCounter implements VersionCounter {
 
   async advanceTo(version: bigint): Promise<void> {
     if (version <= (await this.read())) return;
-    writeFileSync(`${this.file}.tmp`, `${version}\n`, { mode: 0o600 });
-    renameSync(`${this.file}.tmp`, this.file);
+    writeFileAtomicSync(this.file, `${version}\n`);
   }
 }

@@ -3,7 +3,8 @@
 // certificate the device registered. Anything else is refused before it is stored: a certificate
 // the device key did not issue would let a device present a key it does not own.
 import { X509Certificate } from 'node:crypto';
-import { certId16, matchesCertHash } from '../control/cert-hash.js';
+// ZCert hashes (16 or 32 bytes by hashAlgo) are over the PEM bytes, as for the controller's own certs.
+import { controllerCertHash, matchesCertHash } from '../control/cert-hash.js';
 import { ZCertType, type ZCert } from '../control/proto/index.js';
 import type { DeviceCert } from './attestation-store.js';
 
@@ -22,7 +23,7 @@ function checkOne(zcert: ZCert, device: X509Certificate, now: Date): X509Certifi
   } catch {
     return refused(400, `${name}: ZCert.cert is not a PEM certificate`);
   }
-  if (zcert.certHash.length > 0 && !matchesCertHash(zcert.certHash, zcert.hashAlgo, certId16(zcert.cert))) {
+  if (zcert.certHash.length > 0 && !matchesCertHash(zcert.certHash, zcert.hashAlgo, controllerCertHash(zcert.cert))) {
     return refused(400, `${name}: certHash is not SHA-256 of the PEM bytes for hash algorithm ${zcert.hashAlgo}`);
   }
   if (!cert.checkIssued(device) || !cert.verify(device.publicKey)) return refused(403, `${name}: not issued by the device's registered certificate`);

@@ -120,6 +120,16 @@ export function setDeviceMesh(dir: string, key: string, meshFile: string): strin
 }
 
 /** Learn mode after a legitimate change (an upgrade): the next successful attestation pins anew. */
+/** Changes a device's attestation mode or explicit PCR policy (e.g. the expected values after an upgrade). */
+export function setAttestation(dir: string, key: string, o: { readonly attestation?: string; readonly pcrPolicy?: string }): string[] {
+  const { mode, policy } = attestationOptions({ dir, serial: '', onboardingCert: '', mesh: '', ...o });
+  return withStore(dir, (store) => {
+    const device = find(store, key);
+    store.attestation.setMode(device.uuid, mode, policy);
+    return [`device ${device.uuid}: ${describeAttestation(mode, policy)}`];
+  });
+}
+
 export function relearnPcrs(dir: string, key: string): string[] {
   return withStore(dir, (store) => {
     const device = find(store, key);

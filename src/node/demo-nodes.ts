@@ -5,13 +5,12 @@
 // ticket; the map-server admits only ticketed EIDs. Their ECOs then ping each other, encrypted.
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { stringify } from 'yaml';
 import { hasCommand, LabGuard, ping } from './lab/measure.js';
 import type { NetnsLab } from './lab/netns-lab.js';
-import { cli, measuredTpm, nodeHome, startIn, stopAll, waitFor, type Proc } from './lab/node-processes.js';
+import { measuredTpm, nodeHome, setupController, startIn, stopAll, waitFor, type Proc } from './lab/node-processes.js';
 import { swtpmMissing, type SwtpmHandle } from './lab/swtpm.js';
 import type { MapServerStatusReport, NodeStatusReport } from './ops/status-report.js';
 import { queryStatus } from './ops/status-client.js';
@@ -42,18 +41,8 @@ export async function nodesDemo(print: Print): Promise<boolean> {
   let healthy = true;
   try {
     const started = Date.now();
-    const controllerDir = join(dir, 'controller');
-    await cli('controller', 'init', '--dir', controllerDir, '--name', LOCATORS.ctl, '--port', '8443');
-    const onboarding = { cert: join(dir, 'onboard.cert.pem'), key: join(dir, 'onboard.key.pem') };
-    await cli('controller', 'onboarding-cert', '--cert', onboarding.cert, '--key', onboarding.key);
     const credential = randomBytes(12).toString('base64');
-    writeFileSync(
-      join(dir, 'mesh.yaml'),
-      stringify({ 'network-instances': [{ name: 'overlay', 'instance-id': 1000, 'map-servers': [{ address: '198.18.0.10', credential }] }], apps: [{ name: 'eco', network: 'overlay' }] }),
-    );
-    for (const serial of ['SN-1', 'SN-2']) {
-      await cli('controller', 'device', 'add', '--dir', controllerDir, '--serial', serial, '--onboarding-cert', onboarding.cert, '--mesh', join(dir, 'mesh.yaml'), '--attestation', 'tpm');
-    }
+    const { controllerDir, onboarding } = await setupController(dir, { address: LOCATORS.ctl, mapServer: '198.18.0.10', credential, serials: ['SN-1', 'SN-2'], attestation: 'tpm' });
     lab = await guard.create({
       nodes: [],
       encryption: 'required',

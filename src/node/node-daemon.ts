@@ -7,9 +7,10 @@
 // are restored; the overlay that is already up keeps running on its last verified config until
 // its ticket runs out.
 import { createHash } from 'node:crypto';
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fromBinary } from '@bufbuild/protobuf';
+import { writeFileAtomicSync } from '../control/atomic-file.js';
 import { AttestationClient } from '../control/attest/attestation-client.js';
 import { openBundle } from '../control/bundle.js';
 import { ControllerClient, ControllerError, type CertsCheckpoint, type RequestSigner } from '../control/controller-client.js';
@@ -60,11 +61,6 @@ function vaultFingerprint(key: Uint8Array): string {
   return createHash('sha256').update('lispnode vault key fingerprint\0').update(key).digest('hex').slice(0, 16);
 }
 
-function writeText(file: string, content: string | Uint8Array): void {
-  writeFileSync(`${file}.tmp`, content, { mode: 0o600 });
-  renameSync(`${file}.tmp`, file);
-}
-
 /** The saved NotBefore of the last accepted controller signing certificate. */
 export function certsCheckpoint(config: NodeConfig): CertsCheckpoint {
   const file = join(config.stateDir, 'controller-signing-not-before');
@@ -79,7 +75,7 @@ export function certsCheckpoint(config: NodeConfig): CertsCheckpoint {
     },
     save(signingNotBefore) {
       const current = this.load();
-      if (!current || current.signingNotBefore < signingNotBefore) writeText(file, `${signingNotBefore.toISOString()}\n`);
+      if (!current || current.signingNotBefore < signingNotBefore) writeFileAtomicSync(file, `${signingNotBefore.toISOString()}\n`);
     },
   };
 }
@@ -212,9 +208,10 @@ export class NodeDaemon {
       }
     } catch (error) {
       if (error instanceof ControllerError && error.status === 403 && this.attestation) {
-        // EVE: the controller wants a fresh attestation before it hands out config.
+        // EVE: the controller wants a fresh attestation before it hands out config. A round still
+        // in flight (the first one, at start) will bring the token; only a finished one restarts.
         this.setState('attestation-required', error.message);
-        this.attestation.restart('/config answered 403');
+        if (this.attestation.state.phase === 'complete') this.attestation.restart('/config answered 403');
         return;
       }
       const state: ControllerState = error instanceof TrustChangedError ? 'trust-changed' : error instanceof ControllerError && error.reason === 'network' ? 'unreachable' : 'refused';
@@ -345,7 +342,7 @@ export class NodeDaemon {
       const bytes = await this.client.attestationTicket(await this.device(), uuid, token, eids);
       const payload = fromBinary(AuthContainerSchema, bytes).protectedPayload?.payload ?? new Uint8Array();
       const notAfter = Number(fromBinary(AttestationTicketSchema, payload).notAfterUnixMs);
-      for (const plan of withTicket) if (plan.ticketFile) writeText(plan.ticketFile, bytes);
+      for (const plan of withTicket) if (plan.ticketFile) writeFileAtomicSync(plan.ticketFile, bytes);
       this.ticket = { notAfter, eids };
       this.xtr?.refreshRegistrations();
       this.log.log('info', 'attestation ticket renewed', { eids, notAfter: new Date(notAfter).toISOString() });

@@ -1,16 +1,15 @@
 // Where an applied side-channel bundle waits for the node daemon: one file in the state
 // directory. The daemon verifies it again when it loads it (the disk may have been edited
 // offline) and runs it only if its version is exactly the counter's — the last one applied.
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { writeFileAtomicSync } from '../control/atomic-file.js';
 import type { NodeConfig } from './config/node-config.js';
 
 const bundleFile = (config: NodeConfig): string => join(config.stateDir, 'side-channel.bundle');
 
 export function saveBundle(config: NodeConfig, bytes: Uint8Array): void {
-  const file = bundleFile(config);
-  writeFileSync(`${file}.tmp`, bytes, { mode: 0o600 });
-  renameSync(`${file}.tmp`, file);
+  writeFileAtomicSync(bundleFile(config), bytes);
 }
 
 export function loadBundle(config: NodeConfig): Uint8Array | undefined {

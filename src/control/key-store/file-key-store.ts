@@ -4,31 +4,16 @@
 // authorization cannot open it — the software analogue of the TPM's userAuth. That protects
 // against a changed authorization, not against a thief who can compute the right one.
 import { createPrivateKey, randomBytes, type KeyObject } from 'node:crypto';
-import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { exportPrivateKeyPem, exportPublicKeyPem, generateP256KeyPair, importP256PublicKey, p256FromScalar } from '../../crypto/p256.js';
+import { writeFileAtomic } from '../atomic-file.js';
 import type { P256Signer } from '../signer.js';
 import { checkSha256Digest } from '../tpm/tpm.js';
 import { softwareSigner } from '../x509/software-signer.js';
 import { checkSigningRole, KeyExistsError, KeyMissingError, KeyRefusedError, normalizeAuth, type KeyRole, type KeyStore } from './key-store.js';
 
 const passphrase = (auth: Uint8Array): string => Buffer.from(auth).toString('hex');
-
-/** Writes `data` to `file` via a temporary file and rename, so a crash leaves old or new, never half. */
-async function writeAtomically(file: string, data: string, mode: number): Promise<void> {
-  const temporary = `${file}.${randomBytes(6).toString('hex')}.tmp`;
-  const handle = await open(temporary, 'wx', mode);
-  try {
-    await handle.writeFile(data);
-    await handle.sync();
-    await handle.close();
-    await rename(temporary, file);
-  } catch (error) {
-    await handle.close().catch(() => undefined);
-    await rm(temporary, { force: true });
-    throw error;
-  }
-}
 
 function isMissing(error: unknown): boolean {
   return (error as NodeJS.ErrnoException).code === 'ENOENT';
@@ -71,8 +56,8 @@ export class FileKeyStore implements KeyStore {
         : pair.privateKey.export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase: passphrase(normalized) }).toString();
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
     // The private file last: once it exists (has() is true) the public one is there too.
-    await writeAtomically(this.publicFile(role), exportPublicKeyPem(pair.publicKey), 0o644);
-    await writeAtomically(this.keyFile(role), pem, 0o600);
+    await writeFileAtomic(this.publicFile(role), exportPublicKeyPem(pair.publicKey), 0o644);
+    await writeFileAtomic(this.keyFile(role), pem, 0o600);
     return pair.publicKey;
   }
 

@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { decodeSealedBlob, encodeSealedBlob, type SealedBlob } from '../tpm/sealed-blob.js';
 import type { Tpm } from '../tpm/tpm.js';
-import { writeFileAtomic } from './atomic-file.js';
+import { writeFileAtomic } from '../atomic-file.js';
 import { NoMeasuredBootError, VaultFileError } from './errors.js';
 
 /** The vault key: 32 bytes (AES-256), from the TPM's RNG. */

@@ -5,7 +5,7 @@
 // other's files instead of misreading them.
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ensurePrivateDir, isTemporaryName, removeFileDurably, writeFileAtomic } from './atomic-file.js';
+import { ensurePrivateDir, isTemporaryName, removeFileDurably, writeFileAtomic } from '../atomic-file.js';
 
 export interface SecretStore {
   /** False for PlainSecretStore: the bytes sit on disk unencrypted. */

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import type { AttestVolumeKey } from '../proto/index.js';
 import { TpmPolicyError } from '../tpm/errors.js';
 import type { Tpm } from '../tpm/tpm.js';
-import { ensurePrivateDir } from './atomic-file.js';
+import { ensurePrivateDir } from '../atomic-file.js';
 import { VaultFileError, VaultLockedError } from './errors.js';
 import { escrowVaultKey, recoverEscrowedKey } from './escrow.js';
 import { changedPcrs, readSealedKey, sealedKeyPath, sealVaultKey, VAULT_KEY_BYTES, VAULT_SEAL_PCRS, writeSealedKey } from './sealed-key.js';

@@ -1,10 +1,12 @@
 // The map-server role's configuration file (YAML): where it listens, its sites (keys, allowed
 // EID-prefixes, signature requirements), the crypto-EID prefixes, and the snapshot file that keeps
 // registrations across a restart. docs/configuration.md documents every key.
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { ticketChecker } from '../../control/ticket.js';
 import type { TicketCheck } from '../../lisp/map-server/index.js';
+import { prefixCovers } from '../../lisp/prefix.js';
 import { parseIpv4 } from '../../lisp/ip-text.js';
 import { resolveConfig, type MapServerConfig } from '../../lisp/map-server/site.js';
 import { authKeySchema, loadAuthKey, type RawAuthKey } from './auth-key.js';
@@ -99,12 +101,14 @@ export interface MapServerFileConfig {
   readonly listen: { readonly address: string; readonly family: 4 | 6; readonly port: number };
   readonly snapshotFile: string | undefined;
   readonly server: MapServerConfig;
+  /** SHA-256 of the trusted controller signing certificates (what a reload compares), if any. */
+  readonly ticketCerts: string | undefined;
   /** Status socket, metrics endpoint, log settings (operations-config.ts). */
   readonly ops: OperationsConfig;
 }
 
 /** The controller signing certificates a ticket may be signed with (several across a rotation). */
-function loadTicketCheck(file: string, base: string, certFiles: readonly string[]): TicketCheck {
+function readTicketCerts(file: string, base: string, certFiles: readonly string[]): string[] {
   const pems = certFiles.map((f, i) => {
     try {
       return readFileSync(resolve(base, f), 'utf8');
@@ -112,6 +116,10 @@ function loadTicketCheck(file: string, base: string, certFiles: readonly string[
       throw new ConfigError(file, `/attestation/controller-signing-certs/${i}`, `cannot read ${resolve(base, f)} (${(error as NodeJS.ErrnoException).code ?? String(error)})`);
     }
   });
+  return pems;
+}
+
+function ticketCheckOf(file: string, pems: readonly string[]): TicketCheck {
   try {
     return ticketChecker(pems);
   } catch (error) {
@@ -133,8 +141,9 @@ export function loadMapServerConfig(file: string): MapServerFileConfig {
     // Without the registration signature nothing binds a ticket to the record it rides on.
     if (!s['require-registration-signature']) throw new ConfigError(file, `/sites/${i}/require-attestation-ticket`, "needs 'require-registration-signature: true' too, which binds the ticket to its record");
   });
+  const ticketPems = raw.attestation && readTicketCerts(file, base, raw.attestation['controller-signing-certs']);
   const server: MapServerConfig = {
-    ...(raw.attestation && { ticketCheck: loadTicketCheck(file, base, raw.attestation['controller-signing-certs']) }),
+    ...(ticketPems && { ticketCheck: ticketCheckOf(file, ticketPems) }),
     cryptoEidPrefixes: raw['crypto-eid-prefixes'].map((c, i) => ({ prefix: prefix(c.prefix, `/crypto-eid-prefixes/${i}/prefix`), derivation: c.derivation })),
     sites: raw.sites.map((s, i) => ({
       name: s.name,
@@ -151,6 +160,16 @@ export function loadMapServerConfig(file: string): MapServerFileConfig {
       }),
     })),
   };
+  // A ticket is bound to its record only by the crypto-EID's registration signature: every prefix
+  // of a ticket site must therefore hold crypto-EIDs, or a ticket copied off the wire would do.
+  server.sites.forEach((site, i) => {
+    if (!site.requireAttestationTicket) return;
+    site.allowedPrefixes.forEach((allowed, j) => {
+      if (!server.cryptoEidPrefixes.some((c) => prefixCovers(c.prefix, allowed.prefix))) {
+        throw new ConfigError(file, `/sites/${i}/prefixes/${j}/prefix`, 'a site requiring attestation tickets admits only crypto-EIDs: expected a prefix inside one of the crypto-eid-prefixes');
+      }
+    });
+  });
   try {
     resolveConfig(server);
   } catch (error) {
@@ -161,6 +180,7 @@ export function loadMapServerConfig(file: string): MapServerFileConfig {
     listen: { address: raw.listen.address, family: parseIpv4(raw.listen.address) ? 4 : 6, port: raw.listen.port },
     snapshotFile: raw['snapshot-file'] === undefined ? undefined : resolve(base, raw['snapshot-file']),
     server,
+    ticketCerts: ticketPems && createHash('sha256').update(ticketPems.join('\0')).digest('hex'),
     ops: loadOperations(file, 'map-server', raw, base),
   };
 }

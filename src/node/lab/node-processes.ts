@@ -4,7 +4,8 @@
 // through a measured boot.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
@@ -86,4 +87,62 @@ export async function measuredTpm(namespace: string, tpms: SwtpmHandle[]): Promi
   tpms.push(tpm);
   for (const pcr of [0, 1, 2, 3, 4, 7, 14]) await extendPcr(namespace, tpm, pcr, `boot stage ${pcr}`);
   return tpm;
+}
+
+export interface ControllerSetup {
+  readonly controllerDir: string;
+  readonly onboarding: { readonly cert: string; readonly key: string };
+}
+
+/**
+ * A controller data directory (`controller init` for `address`), an onboarding certificate, and
+ * the devices pre-registered with one mesh: an overlay instance (IID 1000, fd00::/8) whose
+ * map-server is `mapServer` with `credential`, and one ECO per device.
+ */
+export async function setupController(
+  dir: string,
+  o: { readonly address: string; readonly mapServer: string; readonly credential: string; readonly serials: readonly string[]; readonly attestation: 'none' | 'tpm' },
+): Promise<ControllerSetup> {
+  const controllerDir = join(dir, 'controller');
+  await cli('controller', 'init', '--dir', controllerDir, '--name', o.address, '--port', '8443');
+  const onboarding = { cert: join(dir, 'onboard.cert.pem'), key: join(dir, 'onboard.key.pem') };
+  await cli('controller', 'onboarding-cert', '--cert', onboarding.cert, '--key', onboarding.key);
+  const mesh = join(dir, 'mesh.yaml');
+  writeFileSync(
+    mesh,
+    stringify({
+      'network-instances': [{ name: 'overlay', 'instance-id': 1000, 'eid-prefix': 'fd00::/8', 'map-servers': [{ address: o.mapServer, credential: o.credential }] }],
+      apps: [{ name: 'eco', network: 'overlay' }],
+    }),
+  );
+  for (const serial of o.serials) {
+    await cli('controller', 'device', 'add', '--dir', controllerDir, '--serial', serial, '--onboarding-cert', onboarding.cert, '--mesh', mesh, '--attestation', o.attestation);
+  }
+  return { controllerDir, onboarding };
+}
+
+/** What an end-to-end test starts and must stop: processes, labs, software TPMs, a scratch folder. */
+export interface Teardown {
+  readonly dir: string;
+  readonly children: ChildProcess[];
+  readonly labs: { destroy(): Promise<void> }[];
+  readonly tpms: SwtpmHandle[];
+  /** Kills what still runs, destroys the labs, stops the TPMs, removes the folder. */
+  run(): Promise<void>;
+}
+
+export function teardown(prefix: string): Teardown {
+  const t: Teardown = {
+    dir: mkdtempSync(join(tmpdir(), prefix)),
+    children: [],
+    labs: [],
+    tpms: [],
+    async run() {
+      for (const child of t.children) if (child.exitCode === null) child.kill('SIGKILL');
+      for (const lab of t.labs) await lab.destroy();
+      for (const tpm of t.tpms) await tpm.stop();
+      rmSync(t.dir, { recursive: true, force: true });
+    },
+  };
+  return t;
 }

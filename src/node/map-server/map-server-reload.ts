@@ -18,6 +18,8 @@ export function diffMapServerConfig(old: MapServerFileConfig, next: MapServerFil
   if (old.listen.port !== next.listen.port) restart.push('/listen/port');
   if (old.snapshotFile !== next.snapshotFile) changes.push('/snapshot-file');
   if (fingerprint(old.server.cryptoEidPrefixes) !== fingerprint(next.server.cryptoEidPrefixes)) changes.push('/crypto-eid-prefixes');
+  // The checker is a function: its certificates' digest tells whether the trust changed.
+  if (old.ticketCerts !== next.ticketCerts) changes.push('/attestation');
   const oldSites = new Map(old.server.sites.map((s) => [s.name, fingerprint(s)]));
   const nextSites = new Map(next.server.sites.map((s) => [s.name, fingerprint(s)]));
   const details = [
@@ -27,5 +29,6 @@ export function diffMapServerConfig(old: MapServerFileConfig, next: MapServerFil
   ];
   if (details.length > 0) changes.push('/sites');
   if (changes.includes('/crypto-eid-prefixes')) details.push('crypto-eid-prefixes changed');
+  if (changes.includes('/attestation')) details.push('trusted controller signing certificates changed (registrations re-checked)');
   return { restart, changes, details };
 }

@@ -24,9 +24,18 @@ export class DaemonMetrics {
     this.registry.setDefaultLabels(defaultLabels);
   }
 
+  /**
+   * Checks a name and frees it: registering a name again replaces the metric, so a component
+   * restarted in process (the node's xTR after a config change) reports through its new self.
+   */
+  private claim(name: string): void {
+    check(name);
+    this.registry.removeSingleMetric(name);
+  }
+
   /** A gauge read at scrape time; `collect` returns its current samples. */
   gauge(name: string, help: string, labelNames: readonly string[], collect: () => Samples): void {
-    check(name);
+    this.claim(name);
     new Gauge({
       name,
       help,
@@ -41,7 +50,7 @@ export class DaemonMetrics {
 
   /** A counter read at scrape time: `collect` returns totals the caller keeps (they only grow). */
   counter(name: string, help: string, labelNames: readonly string[], collect: () => Samples): void {
-    check(name);
+    this.claim(name);
     new Counter({
       name,
       help,
@@ -56,7 +65,7 @@ export class DaemonMetrics {
 
   /** A histogram fed as events happen; returns its observe function. */
   histogram(name: string, help: string, labelNames: readonly string[], buckets: readonly number[]): (labels: LabelSet, value: number) => void {
-    check(name);
+    this.claim(name);
     const h = new Histogram({ name, help, labelNames, buckets: [...buckets], registers: [this.registry] });
     return (labels, value) => h.observe(labels, value);
   }

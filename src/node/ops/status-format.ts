@@ -110,7 +110,7 @@ function node(report: NodeStatusReport): string[] {
   return [
     `node ${n.uuid ?? '(not onboarded)'}: controller ${n.controller}${n.lastError === undefined ? '' : ` (${n.lastError})`}`,
     `key store: ${n.keyStore}${n.degraded === undefined ? '' : ` — NO TPM: ${n.degraded}`}`,
-    `vault: ${n.vault.status} (${n.vault.detail})`,
+    `vault: ${n.vault.status} (${n.vault.detail})${n.vault.fingerprint === undefined ? '' : `, key fingerprint ${n.vault.fingerprint}`}`,
     `attestation: ${a ? `${a.phase}, ${a.attested ? 'attested' : 'not attested'}, ${a.successes}/${a.attempts} rounds succeeded${a.lastError === undefined ? '' : `, last error: ${a.lastError}`}` : 'not started'}`,
     `attestation ticket: ${n.ticket ? `${n.ticket.eids.join(', ')} until ${n.ticket.notAfter}` : 'none'}`,
     `config: ${n.configHash || '(none yet)'}`,

@@ -2,6 +2,7 @@
 // renamed over the target and the directory fsynced, so after a crash the file holds the old
 // bytes or the new ones, never a mix, and the rename itself is durable.
 import { randomBytes } from 'node:crypto';
+import { closeSync, fchmodSync, fsyncSync, openSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { chmod, mkdir, open, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
@@ -50,4 +51,35 @@ export async function removeFileDurably(file: string): Promise<void> {
   await syncDir(dirname(file)).catch((error: unknown) => {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
   });
+}
+
+/**
+ * The same, synchronously, for small files written on paths that are synchronous anyway (the
+ * identity record, generated configs, counters, tickets).
+ */
+export function writeFileAtomicSync(file: string, data: Uint8Array | string, mode = 0o600): void {
+  const dir = dirname(file);
+  const temporary = join(dir, `.${basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
+  const fd = openSync(temporary, 'wx', mode);
+  try {
+    fchmodSync(fd, mode);
+    writeFileSync(fd, data);
+    fsyncSync(fd);
+    closeSync(fd);
+    renameSync(temporary, file);
+  } catch (error) {
+    try {
+      closeSync(fd);
+    } catch {
+      // already closed
+    }
+    rmSync(temporary, { force: true });
+    throw error;
+  }
+  const dirFd = openSync(dir, 'r');
+  try {
+    fsyncSync(dirFd);
+  } finally {
+    closeSync(dirFd);
+  }
 }
