@@ -7,6 +7,7 @@ import type { Command } from 'commander';
 import { ConfigError } from './node/config/config-error.js';
 import { loadNodeConfig } from './node/config/node-config.js';
 import { createLogger } from './node/log.js';
+import { stopOnSignals } from './node/ops/daemon-runner.js';
 import { applyBundleFile, identityInit, identityClear, identityShow, onboardNow } from './node/control-commands.js';
 import { initControllerDir } from './controller/controller-dir.js';
 import { ControllerServer } from './controller/server.js';
@@ -32,23 +33,6 @@ function guarded<A extends unknown[]>(body: (...args: A) => Promise<void> | void
       fail(error instanceof ConfigError ? error.message : (error as Error).message);
     }
   };
-}
-
-/** Keeps a daemon up until SIGTERM/SIGINT, printing its stats on SIGUSR1. */
-function keepRunning(daemon: { stats(): unknown; stop(): Promise<void> }, log: ReturnType<typeof createLogger>): void {
-  process.on('SIGUSR1', () => print(JSON.stringify({ stats: daemon.stats() })));
-  const stop = (signal: string): void => {
-    log.log('info', 'stopping', { signal });
-    daemon.stop().then(
-      () => process.exit(0),
-      (error: unknown) => {
-        log.log('error', 'teardown failed', { error: String(error) });
-        process.exit(1);
-      },
-    );
-  };
-  process.once('SIGTERM', () => stop('SIGTERM'));
-  process.once('SIGINT', () => stop('SIGINT'));
 }
 
 export function addControlCommands(program: Command): void {
@@ -119,7 +103,8 @@ export function addControlCommands(program: Command): void {
       guarded(async (o: { dir: string; listen: string; port: string; ticketLifetime: string }) => {
         const log = createLogger();
         const server = await ControllerServer.start({ dir: o.dir, host: o.listen, port: Number(o.port), log, ticketLifetimeSeconds: parseTicketLifetime(o.ticketLifetime) });
-        keepRunning({ stats: () => ({ devices: server.store.devices().length }), stop: () => server.stop() }, log);
+        process.on('SIGUSR1', () => print(JSON.stringify({ stats: { devices: server.store.devices().length } })));
+        stopOnSignals(log, () => server.stop());
       }),
     );
   const device = controller.command('device').description('pre-registered devices');

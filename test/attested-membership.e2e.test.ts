@@ -11,7 +11,7 @@ import { after, test } from 'node:test';
 import { NetnsLab, run } from '../src/node/lab/netns-lab.js';
 import type { MapServerStats } from '../src/node/map-server/map-server-node.js';
 import type { MapServerStatusReport } from '../src/node/ops/status-report.js';
-import { extendPcr, measuredTpm, nodeHome, setupController, startIn, stopAll, teardown, waitFor, type Proc } from '../src/node/lab/node-processes.js';
+import { extendPcr, measuredTpm, nodeHome, NODE_LAB, nodeLab, setupController, startIn, stopAll, teardown, waitFor, type Proc } from '../src/node/lab/node-processes.js';
 import { swtpmMissing, type SwtpmHandle } from '../src/node/lab/swtpm.js';
 
 const skip = process.getuid?.() !== 0 ? 'needs root (CAP_NET_ADMIN) for network namespaces and TUN devices' : swtpmMissing();
@@ -20,8 +20,6 @@ const { dir, children, tpms } = t;
 after(() => t.run());
 
 const PASSWORD = 'overlay-site-secret';
-const CONTROLLER = '198.18.0.20';
-const LOCATORS = { ctl: CONTROLLER, n1: '198.18.0.1', n2: '198.18.0.2' } as const;
 const TICKET_SECONDS = 30;
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -34,32 +32,11 @@ async function ping(namespace: string, eid: string): Promise<boolean> {
 }
 
 test('attested nodes register with tickets and talk; a node whose attestation is refused drops out when its ticket expires', { skip, timeout: 240_000 }, async () => {
-  const { controllerDir, onboarding } = await setupController(dir, { address: CONTROLLER, mapServer: '198.18.0.10', credential: PASSWORD, serials: ['SN-1', 'SN-2'], attestation: 'tpm' });
+  const { controllerDir, onboarding } = await setupController(dir, { address: NODE_LAB.ctl, mapServer: NODE_LAB.ms, credential: PASSWORD, serials: ['SN-1', 'SN-2'], attestation: 'tpm' });
 
-  const lab = await NetnsLab.create({
-    nodes: [],
-    encryption: 'required',
-    hosts: LOCATORS,
-    mapServer: {
-      name: 'ms',
-      locator: '198.18.0.10',
-      password: PASSWORD,
-      cryptoEidPrefixes: [{ prefix: '[1000]fd00::/8' }],
-      sites: [
-        {
-          name: 'overlay',
-          keys: [{ 'key-id': 0, password: PASSWORD }],
-          prefixes: [{ prefix: '[1000]fd00::/8', 'accept-more-specifics': true }],
-          'require-registration-signature': true,
-          'require-attestation-ticket': true,
-        },
-      ],
-      extra: { attestation: { 'controller-signing-certs': [join(controllerDir, 'signing.cert.pem')] } },
-    },
-  });
+  const { lab, ns } = await nodeLab((o) => NetnsLab.create(o), { credential: PASSWORD, ticketSigningCert: join(controllerDir, 'signing.cert.pem') });
   t.labs.push(lab);
-  const ns = (name: keyof typeof LOCATORS): string => lab.hosts.find((h) => h.locator === LOCATORS[name])?.namespace ?? '';
-  const ctl = startIn(ns('ctl'), ['controller', 'run', '--dir', controllerDir, '--listen', CONTROLLER, '--port', '8443', '--ticket-lifetime', String(TICKET_SECONDS)], dir, children);
+  const ctl = startIn(ns('ctl'), ['controller', 'run', '--dir', controllerDir, '--listen', NODE_LAB.ctl, '--port', '8443', '--ticket-lifetime', String(TICKET_SECONDS)], dir, children);
   await waitFor(ctl, /"controller started"/, 'the controller');
 
   const nodes = new Map<'n1' | 'n2', Proc>();
@@ -67,7 +44,7 @@ test('attested nodes register with tickets and talk; a node whose attestation is
   for (const [name, serial] of [['n1', 'SN-1'], ['n2', 'SN-2']] as const) {
     const tpm = await measuredTpm(ns(name), tpms);
     tpmOf.set(name, tpm);
-    const config = nodeHome(join(dir, name), { controllerDir, onboarding, serial, locator: LOCATORS[name], tpm: { mode: 'required', tcti: tpm.tcti } });
+    const config = nodeHome(join(dir, name), { controllerDir, onboarding, serial, locator: NODE_LAB[name], tpm: { mode: 'required', tcti: tpm.tcti } });
     nodes.set(name, startIn(ns(name), ['run', '--config', config], dir, children));
   }
   const eids = new Map<string, string>();

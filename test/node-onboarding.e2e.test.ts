@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { NetnsLab, run } from '../src/node/lab/netns-lab.js';
 import type { MapServerStats } from '../src/node/map-server/map-server-node.js';
-import { cli, measuredTpm, nodeHome, setupController, startIn, stopAll, teardown, waitFor, type Proc } from '../src/node/lab/node-processes.js';
+import { cli, measuredTpm, nodeHome, NODE_LAB, nodeLab, setupController, startIn, stopAll, teardown, waitFor, type Proc } from '../src/node/lab/node-processes.js';
 import { swtpmMissing } from '../src/node/lab/swtpm.js';
 
 const skip = process.getuid?.() !== 0 ? 'needs root (CAP_NET_ADMIN) for network namespaces and TUN devices' : swtpmMissing();
@@ -18,8 +18,6 @@ const { dir, children, tpms } = t;
 after(() => t.run());
 
 const PASSWORD = 'overlay-site-secret';
-const CONTROLLER = '198.18.0.20';
-const LOCATORS = { ctl: CONTROLLER, n1: '198.18.0.1', n2: '198.18.0.2' } as const;
 
 /** Every file under `folder` whose bytes contain `text`. */
 function filesContaining(folder: string, text: string): string[] {
@@ -29,30 +27,18 @@ function filesContaining(folder: string, text: string): string[] {
 }
 
 test('controller + map-server + two nodes: onboarding, the signed mesh config, crypto-EIDs registered, encrypted pings between the ECOs', { skip, timeout: 120_000 }, async () => {
-  const { controllerDir, onboarding } = await setupController(dir, { address: CONTROLLER, mapServer: '198.18.0.10', credential: PASSWORD, serials: ['SN-1', 'SN-2'], attestation: 'none' });
+  const { controllerDir, onboarding } = await setupController(dir, { address: NODE_LAB.ctl, mapServer: NODE_LAB.ms, credential: PASSWORD, serials: ['SN-1', 'SN-2'], attestation: 'none' });
 
-  const lab = await NetnsLab.create({
-    nodes: [],
-    encryption: 'required',
-    hosts: LOCATORS,
-    mapServer: {
-      name: 'ms',
-      locator: '198.18.0.10',
-      password: PASSWORD,
-      cryptoEidPrefixes: [{ prefix: '[1000]fd00::/8' }],
-      sites: [{ name: 'overlay', keys: [{ 'key-id': 0, password: PASSWORD }], prefixes: [{ prefix: '[1000]fd00::/8', 'accept-more-specifics': true }], 'require-registration-signature': true }],
-    },
-  });
+  const { lab, ns } = await nodeLab((o) => NetnsLab.create(o), { credential: PASSWORD });
   t.labs.push(lab);
-  const ns = (name: keyof typeof LOCATORS): string => lab.hosts.find((h) => h.locator === LOCATORS[name])?.namespace ?? '';
-  const ctl = startIn(ns('ctl'), ['controller', 'run', '--dir', controllerDir, '--listen', CONTROLLER, '--port', '8443'], dir, children);
+  const ctl = startIn(ns('ctl'), ['controller', 'run', '--dir', controllerDir, '--listen', NODE_LAB.ctl, '--port', '8443'], dir, children);
   await waitFor(ctl, /"controller started"/, 'the controller');
 
   // n1 keeps its device key and vault in a software TPM inside its namespace; n2 has no TPM.
   const tpm = await measuredTpm(ns('n1'), tpms);
   const nodes = new Map<string, Proc>();
   for (const [name, serial] of [['n1', 'SN-1'], ['n2', 'SN-2']] as const) {
-    const config = nodeHome(join(dir, name), { controllerDir, onboarding, serial, locator: LOCATORS[name], tpm: name === 'n1' ? { mode: 'required', tcti: tpm.tcti } : { mode: 'none' } });
+    const config = nodeHome(join(dir, name), { controllerDir, onboarding, serial, locator: NODE_LAB[name], tpm: name === 'n1' ? { mode: 'required', tcti: tpm.tcti } : { mode: 'none' } });
     nodes.set(name, startIn(ns(name), ['run', '--config', config], dir, children));
   }
   const eids = new Map<string, string>();

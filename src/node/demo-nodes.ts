@@ -10,14 +10,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hasCommand, LabGuard, ping } from './lab/measure.js';
 import type { NetnsLab } from './lab/netns-lab.js';
-import { measuredTpm, nodeHome, setupController, startIn, stopAll, waitFor, type Proc } from './lab/node-processes.js';
+import { measuredTpm, nodeHome, NODE_LAB, nodeLab, setupController, startIn, stopAll, waitFor, type Proc } from './lab/node-processes.js';
 import { swtpmMissing, type SwtpmHandle } from './lab/swtpm.js';
 import type { MapServerStatusReport, NodeStatusReport } from './ops/status-report.js';
 import { queryStatus } from './ops/status-client.js';
 
 type Print = (line: string) => void;
 
-const LOCATORS = { ctl: '198.18.0.20', n1: '198.18.0.1', n2: '198.18.0.2' } as const;
 const TICKET_SECONDS = 600;
 
 export async function nodesDemo(print: Print): Promise<boolean> {
@@ -42,34 +41,14 @@ export async function nodesDemo(print: Print): Promise<boolean> {
   try {
     const started = Date.now();
     const credential = randomBytes(12).toString('base64');
-    const { controllerDir, onboarding } = await setupController(dir, { address: LOCATORS.ctl, mapServer: '198.18.0.10', credential, serials: ['SN-1', 'SN-2'], attestation: 'tpm' });
-    lab = await guard.create({
-      nodes: [],
-      encryption: 'required',
-      id: `n${String(process.pid % 100000).padStart(5, '0')}`,
-      hosts: LOCATORS,
-      mapServer: {
-        name: 'ms',
-        locator: '198.18.0.10',
-        password: credential,
-        cryptoEidPrefixes: [{ prefix: '[1000]fd00::/8' }],
-        sites: [
-          {
-            name: 'overlay',
-            keys: [{ 'key-id': 0, password: credential }],
-            prefixes: [{ prefix: '[1000]fd00::/8' }],
-            'require-registration-signature': true,
-            'require-attestation-ticket': true,
-          },
-        ],
-        extra: { attestation: { 'controller-signing-certs': [join(controllerDir, 'signing.cert.pem')] } },
-      },
-    });
-    const ns = (name: keyof typeof LOCATORS): string => lab?.hosts.find((h) => h.locator === LOCATORS[name])?.namespace ?? '';
-    const ctl = startIn(ns('ctl'), ['controller', 'run', '--dir', controllerDir, '--listen', LOCATORS.ctl, '--port', '8443', '--ticket-lifetime', String(TICKET_SECONDS)], dir, children);
+    const { controllerDir, onboarding } = await setupController(dir, { address: NODE_LAB.ctl, mapServer: NODE_LAB.ms, credential, serials: ['SN-1', 'SN-2'], attestation: 'tpm' });
+    const built = await nodeLab((o) => guard.create(o), { credential, ticketSigningCert: join(controllerDir, 'signing.cert.pem'), id: `n${String(process.pid % 100000).padStart(5, '0')}` });
+    lab = built.lab;
+    const { ns } = built;
+    const ctl = startIn(ns('ctl'), ['controller', 'run', '--dir', controllerDir, '--listen', NODE_LAB.ctl, '--port', '8443', '--ticket-lifetime', String(TICKET_SECONDS)], dir, children);
     procs.push(ctl);
     await waitFor(ctl, /"controller started"/, 'the controller');
-    print(`   controller: netns ${ns('ctl')}, https://${LOCATORS.ctl}:8443; each node pins its root CA and server file`);
+    print(`   controller: netns ${ns('ctl')}, https://${NODE_LAB.ctl}:8443; each node pins its root CA and server file`);
     print('   map-server ms: 198.18.0.10; its site admits crypto-EIDs only with a ticket signed by the controller');
 
     const nodes = new Map<'n1' | 'n2', Proc>();
@@ -77,7 +56,7 @@ export async function nodesDemo(print: Print): Promise<boolean> {
     for (const [name, serial] of [['n1', 'SN-1'], ['n2', 'SN-2']] as const) {
       const tpm = await measuredTpm(ns(name), tpms);
       homes.set(name, join(dir, name));
-      const config = nodeHome(join(dir, name), { controllerDir, onboarding, serial, locator: LOCATORS[name], tpm: { mode: 'required', tcti: tpm.tcti } });
+      const config = nodeHome(join(dir, name), { controllerDir, onboarding, serial, locator: NODE_LAB[name], tpm: { mode: 'required', tcti: tpm.tcti } });
       const proc = startIn(ns(name), ['run', '--config', config, '--log-level', 'info'], dir, children);
       procs.push(proc);
       nodes.set(name, proc);
@@ -86,7 +65,7 @@ export async function nodesDemo(print: Print): Promise<boolean> {
     for (const [name, proc] of nodes) {
       eids.set(name, (JSON.parse(await waitFor(proc, /"mesh network instance up"/, `${name}'s mesh instance`, 30_000)) as { eid: string }).eid);
       await waitFor(proc, /"attestation ticket renewed"/, `${name}'s attestation ticket`, 30_000);
-      print(`   node ${name}: netns ${ns(name)}, locator ${LOCATORS[name]}, software TPM (measured boot: PCR 0-4, 7, 14), ECO crypto-EID ${eids.get(name) ?? '?'}`);
+      print(`   node ${name}: netns ${ns(name)}, locator ${NODE_LAB[name]}, software TPM (measured boot: PCR 0-4, 7, 14), ECO crypto-EID ${eids.get(name) ?? '?'}`);
     }
     print(`onboarded, attested and ticketed in ${((Date.now() - started) / 1000).toFixed(1)} s (register -> uuid -> attest -> signed config -> mesh instance -> ticket)`);
 

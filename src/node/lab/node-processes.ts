@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
-import { run } from './netns-lab.js';
+import { run, type LabOptions, type NetnsLab } from './netns-lab.js';
 import { startSwtpm, type SwtpmHandle } from './swtpm.js';
 
 export const CLI = fileURLToPath(new URL('../../cli.js', import.meta.url));
@@ -145,4 +145,42 @@ export function teardown(prefix: string): Teardown {
     },
   };
   return t;
+}
+
+/** Where the node labs put things: the controller, two nodes and the map-server. */
+export const NODE_LAB = { ctl: '198.18.0.20', n1: '198.18.0.1', n2: '198.18.0.2', ms: '198.18.0.10' } as const;
+
+/**
+ * The namespaces of a node lab: the controller's and the nodes' (hosts: the processes are started
+ * with `startIn`) and a map-server for instance 1000's crypto-EIDs in fd00::/8, signed
+ * registrations required — and attestation tickets too when `ticketSigningCert` is given.
+ */
+export async function nodeLab(
+  create: (options: LabOptions) => Promise<NetnsLab>,
+  o: { readonly credential: string; readonly ticketSigningCert?: string; readonly id?: string },
+): Promise<{ readonly lab: NetnsLab; readonly ns: (name: 'ctl' | 'n1' | 'n2') => string }> {
+  const { ms, ...hosts } = NODE_LAB;
+  const lab = await create({
+    nodes: [],
+    encryption: 'required',
+    hosts,
+    ...(o.id !== undefined && { id: o.id }),
+    mapServer: {
+      name: 'ms',
+      locator: ms,
+      password: o.credential,
+      cryptoEidPrefixes: [{ prefix: '[1000]fd00::/8' }],
+      sites: [
+        {
+          name: 'overlay',
+          keys: [{ 'key-id': 0, password: o.credential }],
+          prefixes: [{ prefix: '[1000]fd00::/8' }],
+          'require-registration-signature': true,
+          ...(o.ticketSigningCert !== undefined && { 'require-attestation-ticket': true }),
+        },
+      ],
+      ...(o.ticketSigningCert !== undefined && { extra: { attestation: { 'controller-signing-certs': [o.ticketSigningCert] } } }),
+    },
+  });
+  return { lab, ns: (name) => lab.hosts.find((h) => h.locator === NODE_LAB[name])?.namespace ?? '' };
 }

@@ -5,7 +5,7 @@
 // `ready` log line says the status socket answers.
 import { ConfigError } from '../config/config-error.js';
 import type { DaemonRole, OperationsConfig } from '../config/operations-config.js';
-import { createLogger, type DaemonLogger, type LogFormat, type LogLevel } from '../log.js';
+import { createLogger, type DaemonLogger, type LogFormat, type Logger, type LogLevel } from '../log.js';
 import { DaemonMetrics, type MetricsServer } from './metrics.js';
 import { Reloader, type ReloadPlan } from './reload.js';
 import { StatusServer } from './status-server.js';
@@ -82,14 +82,18 @@ export async function runDaemon<C extends { readonly ops: OperationsConfig }>(sp
   process.on('SIGUSR1', () => spec.print(JSON.stringify({ stats: daemon.stats() })));
   reload = () => void reloader.reload().catch((error: unknown) => log.log('error', 'reload failed', { error: String(error) }));
   if (early) reload();
+  stopOnSignals(log, async () => {
+    await status?.close();
+    await metricsServer?.close();
+    await daemon.stop();
+  });
+}
+
+/** SIGTERM or SIGINT: log it, run `teardown`, exit 0 (1 if the teardown failed). */
+export function stopOnSignals(log: Logger, teardown: () => Promise<void>): void {
   const stop = (signal: string): void => {
     log.log('info', 'stopping', { signal });
-    const closing = async (): Promise<void> => {
-      await status?.close();
-      await metricsServer?.close();
-      await daemon.stop();
-    };
-    closing().then(
+    teardown().then(
       () => process.exit(0),
       (error: unknown) => {
         log.log('error', 'teardown failed', { error: String(error) });
