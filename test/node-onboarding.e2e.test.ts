@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { NetnsLab, run } from '../src/node/lab/netns-lab.js';
 import type { MapServerStats } from '../src/node/map-server/map-server-node.js';
+import type { NodeStatusReport } from '../src/node/ops/status-report.js';
 import { cli, measuredTpm, nodeHome, NODE_LAB, nodeLab, setupController, startIn, stopAll, teardown, waitFor, type Proc } from '../src/node/lab/node-processes.js';
 import { swtpmMissing } from '../src/node/lab/swtpm.js';
 
@@ -62,6 +63,20 @@ test('controller + map-server + two nodes: onboarding, the signed mesh config, c
   assert.equal(ms.registrations, 4, `${JSON.stringify(ms)}\n${[...nodes.values()].map((p) => p.lines.join('\n')).join('\n----\n')}`);
   // The site requires the registration signature, so accepted means signed and verified.
   assert.equal(ms.counters['map-register-accepted'], ms.counters['map-register-received'], JSON.stringify(ms.counters));
+
+  // `lispnode status` on each node: the control plane's state and its mesh xTR's, live.
+  for (const [name, proc] of nodes) {
+    const socket = (JSON.parse(await waitFor(proc, /"message":"ready"/, `${name} ready`)) as { statusSocket: string }).statusSocket;
+    const report = JSON.parse(await cli('status', '--socket', socket, '--json')) as NodeStatusReport;
+    assert.equal(report.role, 'node');
+    assert.equal(report.node.controller, 'connected');
+    assert.equal(report.node.vault.status, name === 'n1' ? 'unlocked' : 'plain');
+    assert.equal(report.node.mesh[0]?.eid, eids.get(name));
+    assert.equal(report.xtr?.role, 'xtr', 'the mesh xTR reports inside the node');
+    const text = await cli('status', '--socket', socket);
+    assert.match(text, new RegExp(`^node ${report.node.uuid ?? '?'}: controller connected`, 'm'));
+    assert.match(text, name === 'n1' ? /^vault: unlocked \(.*\), key fingerprint [0-9a-f]{16}$/m : /^key store: .* — NO TPM/m);
+  }
 
   // Encrypted pings between the ECOs' EIDs (the first may be spent on resolution).
   const target = eids.get('n2') ?? '';
