@@ -13,7 +13,7 @@ import { ControllerClient, ControllerError, type CertsCheckpoint } from '../src/
 import { sealEnvelope } from '../src/control/envelope.js';
 import { DeviceIdentity } from '../src/control/identity.js';
 import { meshFromEdgeDevConfig } from '../src/control/mesh-config.js';
-import { identityDir, openNodeStore } from '../src/control/node-store.js';
+import { identityDir, openNodeStore } from '../src/node/node-store.js';
 import { ConfigRequestSchema, HashAlgorithm } from '../src/control/proto/index.js';
 import { readControllerTrust } from '../src/control/trust.js';
 import { rotateSigningCert } from '../src/control/x509/controller-pki.js';

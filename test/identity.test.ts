@@ -12,7 +12,7 @@ import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
 import { DeviceIdentity, TrustChangedError } from '../src/control/identity.js';
 import { KeyRefusedError, TpmKeyStore, type KeyStore } from '../src/control/key-store/index.js';
-import { openNodeStore } from '../src/control/node-store.js';
+import { openNodeStore } from '../src/node/node-store.js';
 import { ATTESTATION_KEY_HANDLE, DEVICE_KEY_HANDLE, ECDH_KEY_HANDLE, Tpm } from '../src/control/tpm/index.js';
 import { readControllerTrust } from '../src/control/trust.js';
 import type { NodeConfig } from '../src/node/config/node-config.js';

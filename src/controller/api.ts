@@ -23,7 +23,7 @@ import {
   ZRegisterMsgSchema,
 } from '../control/proto/index.js';
 import type { P256Signer } from '../control/signer.js';
-import type { Logger } from '../node/log.js';
+import type { Log as Logger } from '../control/log.js';
 import { AttestationService } from './attestation-service.js';
 import { deviceConfig } from './device-config.js';
 import type { ControllerStore, DeviceRecord } from './store.js';

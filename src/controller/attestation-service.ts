@@ -20,7 +20,7 @@ import {
   type ZAttestResponse,
   type ZCert,
 } from '../control/proto/index.js';
-import type { Logger } from '../node/log.js';
+import type { Log as Logger } from '../control/log.js';
 import { checkDeviceCerts } from './attestation-certs.js';
 import { NonceBook } from './attestation-nonces.js';
 import { TokenBook } from './attestation-tokens.js';

@@ -4,7 +4,7 @@
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Logger } from '../node/log.js';
+import type { Log as Logger } from '../control/log.js';
 import { ControllerApi } from './api.js';
 import { loadControllerDir } from './controller-dir.js';
 import { ControllerStore } from './store.js';

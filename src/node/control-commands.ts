@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { checkBundleVersion, openBundle } from '../control/bundle.js';
 import { ControllerClient } from '../control/controller-client.js';
 import { DeviceIdentity } from '../control/identity.js';
-import { identityDir, openNodeStore, type NodeStore } from '../control/node-store.js';
+import { identityDir, openNodeStore, type NodeStore } from './node-store.js';
 import { onboard } from '../control/onboard.js';
 import { readControllerTrust } from '../control/trust.js';
 import { softwareSigner } from '../control/x509/software-signer.js';

@@ -22,7 +22,7 @@ import {
 } from '../proto/index.js';
 import { ATTESTATION_KEY_HANDLE, type Tpm } from '../tpm/index.js';
 import { AttestationFsm, type AttestAction, type AttestEvent, type QuoteVerdict } from './attestation-fsm.js';
-import type { Logger } from '../../node/log.js';
+import type { Log as Logger } from '../log.js';
 
 /** PCRs 0–15, EVE's quote selection. */
 export const QUOTED_PCRS = Array.from({ length: 16 }, (_, i) => i);

@@ -2,12 +2,12 @@
 // TCTI, or PEM files when there is none — EVE's degraded mode (no quotes, no vault encryption),
 // which is reported loudly, never hidden. An identity made in the TPM never falls back to files.
 import { join } from 'node:path';
-import type { NodeConfig } from '../node/config/node-config.js';
-import type { Logger } from '../node/log.js';
-import { DeviceIdentity } from './identity.js';
-import { FileKeyStore, TpmKeyStore, type KeyStore } from './key-store/index.js';
-import { Tpm, TpmUnavailableError } from './tpm/index.js';
-import { FileVersionCounter, TpmVersionCounter, type VersionCounter } from './version-counter.js';
+import type { NodeConfig } from './config/node-config.js';
+import type { Logger } from './log.js';
+import { DeviceIdentity } from '../control/identity.js';
+import { FileKeyStore, TpmKeyStore, type KeyStore } from '../control/key-store/index.js';
+import { Tpm, TpmUnavailableError } from '../control/tpm/index.js';
+import { FileVersionCounter, TpmVersionCounter, type VersionCounter } from '../control/version-counter.js';
 
 export interface NodeStore {
   readonly keys: KeyStore;

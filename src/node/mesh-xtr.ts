@@ -11,10 +11,10 @@ import { deriveCryptoEid } from '../crypto/crypto-eid.js';
 import { exportPrivateKeyPem, generateP256KeyPair, importP256PrivateKey } from '../crypto/p256.js';
 import { x25519FromPrivate, x25519ToPem } from '../crypto/x25519-kdf.js';
 import { formatIpv6 } from '../lisp/ip-text.js';
-import { secretReference } from '../node/config/secret-ref.js';
-import { writeFileAtomicSync } from './atomic-file.js';
-import type { MeshConfig, MeshEco, MeshNetworkInstance } from './mesh.js';
-import type { SecretStore } from './vault/index.js';
+import { secretReference } from './config/secret-ref.js';
+import { writeFileAtomicSync } from '../control/atomic-file.js';
+import type { MeshConfig, MeshEco, MeshNetworkInstance } from '../control/mesh.js';
+import type { SecretStore } from '../control/vault/index.js';
 
 export interface MeshXtrPlan {
   readonly instanceId: number;
