@@ -1,13 +1,14 @@
-// `npm run bench [-- codec|cipher|map-server|overlay …]`: every benchmark (or the named ones), printed as
+// `npm run bench [-- codec|cipher|map-server|overlay|tpm …]`: every benchmark (or the named ones), printed as
 // medians with ratios against same-run baselines.
 import { cpus } from 'node:os';
 import { cipherBenchmarks } from './cipher.bench.js';
 import { codecBenchmarks } from './codec.bench.js';
 import { mapServerBenchmarks } from './map-server.bench.js';
 import { overlayBenchmarks } from './overlay.bench.js';
+import { tpmBenchmarks } from './tpm.bench.js';
 
 const print = (line: string): void => void process.stdout.write(`${line}\n`);
-const all = ['codec', 'cipher', 'map-server', 'overlay'] as const;
+const all = ['codec', 'cipher', 'map-server', 'overlay', 'tpm'] as const;
 type Name = (typeof all)[number];
 const isName = (name: string): name is Name => (all as readonly string[]).includes(name);
 
@@ -31,3 +32,7 @@ if (selected.has('cipher')) {
 }
 if (selected.has('map-server')) mapServerBenchmarks(print);
 if (selected.has('overlay') && (await overlayBenchmarks(print)) === 'failed') process.exitCode = 1;
+if (selected.has('tpm')) {
+  print('');
+  await tpmBenchmarks(print);
+}

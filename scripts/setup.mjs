@@ -16,7 +16,7 @@ const tpm = ['swtpm', 'swtpm-tools', 'tpm2-tools'];
 const debianPackages = {
   test: ['tshark', 'openssl', 'iproute2', 'iputils-ping', 'iperf3', 'protobuf-compiler', ...tpm],
   demo: ['iproute2', 'iputils-ping', 'iperf3', 'openssl', ...tpm],
-  bench: ['iproute2', 'iputils-ping', 'iperf3'],
+  bench: ['iproute2', 'iputils-ping', 'iperf3', ...tpm],
 };
 
 function log(message) {
