@@ -9,7 +9,7 @@
 // signed store holds one distinct P-256 key per EID (createECDH, imported as KeyObjects: not
 // generateKeyPairSync, whose KeyGenJob can deadlock a later JWK export when GC frees it in Node
 // 20); the inputs are signed with node:crypto, in the raw r||s form the handler verifies.
-import { createECDH, createHmac, createPrivateKey, createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
+import { createECDH, createHmac, createPrivateKey, createPublicKey, randomBytes, sign, verify, type KeyObject } from 'node:crypto';
 import { deriveCryptoEid, eidSignatureInput, mapRequestSignatureInput, registrationSigningInput, type EidText } from '../src/crypto/index.js';
 import {
   ECM_DEFAULTS,
@@ -37,7 +37,15 @@ import {
   type MapRequest,
 } from '../src/lisp/index.js';
 import { RegisterHandler, RequestHandler, type MapServerConfig, type SiteConfig } from '../src/lisp/map-server/index.js';
-import { jsonLocator, registrationRecordDigest } from '../src/lisp/registration-record.js';
+import { addAttestationTicket, jsonLocator, registrationRecordDigest } from '../src/lisp/registration-record.js';
+import { create, toBinary } from '@bufbuild/protobuf';
+import { controllerCertHash } from '../src/control/cert-hash.js';
+import { sealEnvelope } from '../src/control/envelope.js';
+import { AttestationTicketSchema, HashAlgorithm } from '../src/control/proto/index.js';
+import { ticketChecker } from '../src/control/ticket.js';
+import { createControllerPki } from '../src/control/x509/controller-pki.js';
+import { softwareSigner } from '../src/control/x509/software-signer.js';
+import { importP256PrivateKey } from '../src/crypto/p256.js';
 import { compare } from './measure.js';
 
 type Print = (line: string) => void;
@@ -165,16 +173,20 @@ function cryptoEid(i: number): CryptoEid {
   return { publicKey, privateKey, eid, base, hashEidRecord, eidSignature: { input: eidInput, raw: eidRaw }, registrationSignature: undefined };
 }
 
-/** The hash-EID record and the crypto-EID record, registration-signed under `nonce` and `timestamp` (registration-record.ts addRegistrationSignature, signed by node:crypto). */
-function signedRegister(c: CryptoEid, nonce: bigint, timestamp: number): Uint8Array {
+/**
+ * The hash-EID record and the crypto-EID record (`base`, by default the EID's own), registration-
+ * signed under `nonce` and `timestamp` (registration-record.ts addRegistrationSignature, signed by
+ * node:crypto).
+ */
+function signedRegister(c: CryptoEid, nonce: bigint, timestamp: number, base: EidRecord = c.base): Uint8Array {
   if (!c.privateKey) throw new Error('the key no longer signs');
-  const input = registrationSigningInput({ eid: c.eid, nonce, timestamp, recordDigest: registrationRecordDigest(c.base) });
+  const input = registrationSigningInput({ eid: c.eid, nonce, timestamp, recordDigest: registrationRecordDigest(base) });
   const raw = signRaw('sha256', c.privateKey, input);
   c.registrationSignature = { input, raw };
   const signature = raw.toString('base64');
   const record: EidRecord = {
-    ...c.base,
-    locators: [...c.base.locators, jsonLocator({ 'registration-signature': signature, 'signed-eid': eidSignatureInput(c.eid), timestamp })],
+    ...base,
+    locators: [...base.locators, jsonLocator({ 'registration-signature': signature, 'signed-eid': eidSignatureInput(c.eid), timestamp })],
   };
   return mapRegister([c.hashEidRecord, record], CRYPTO_KEY, nonce);
 }
@@ -365,10 +377,57 @@ function atSize(n: number, print: Print): void {
   print(`  (${count(n)} EIDs: ${seconds(started).toFixed(0)} s in all)`);
 }
 
-export function mapServerBenchmarks(print: Print, sizes: readonly number[] = [10_000, 100_000]): void {
+/**
+ * What requiring attestation tickets costs a signed refresh: the same Map-Registers (records that
+ * carry a controller-signed ticket) to a site that ignores tickets (baseline) and to one that
+ * requires them (subject: decode, one more ECDSA verify, the admission check).
+ */
+async function ticketOverhead(print: Print): Promise<void> {
+  const pki = await createControllerPki({ dnsName: 'controller.bench', ipAddresses: [], now: new Date(T0 - 86_400_000), random: (n) => randomBytes(n) });
+  const signer = softwareSigner(importP256PrivateKey(pki.signing.keyPem));
+  const keys = Array.from({ length: SIGNED_BATCH }, (_, i) => cryptoEid(i + 1));
+  const ticketed = await Promise.all(
+    keys.map(async (c) => {
+      const ticket = create(AttestationTicketSchema, { deviceUuid: 'bench', instanceIds: [IID], eidPrefixes: [`[${IID}]${c.eid.text}/128`], notBeforeUnixMs: BigInt(T0 - 60_000), notAfterUnixMs: BigInt(T0 + 600_000) });
+      const envelope = await sealEnvelope(toBinary(AttestationTicketSchema, ticket), signer, { certHash: controllerCertHash(pki.signing.certPem), algo: HashAlgorithm.SHA256_32BYTES });
+      return addAttestationTicket(c.base, envelope);
+    }),
+  );
+  const ticketSite: SiteConfig = { ...CRYPTO, requireAttestationTicket: true };
+  const handlers = {
+    ignoring: new RegisterHandler(CONFIG),
+    requiring: new RegisterHandler({ ...CONFIG, sites: [PLAIN, ticketSite], ticketCheck: ticketChecker([pki.signing.certPem]) }),
+  };
+  // Fresh nonces and timestamps per run: a warm-up and five runs, for each handler.
+  const batches = (offset: number) =>
+    Array.from({ length: 7 }, (_, b) => keys.map((c, i) => signedRegister(c, BigInt(offset + b * SIGNED_BATCH + i + 1), T0S + b, ticketed[i])));
+  const inputs = { ignoring: batches(1_000_000), requiring: batches(2_000_000) };
+  let sink = 0;
+  const runner = (name: 'ignoring' | 'requiring') => {
+    let batch = 0;
+    return (k: number): void => {
+      const messages = inputs[name][batch++] ?? [];
+      for (let i = 0; i < k; i++) sink += handlers[name].handle({ bytes: messages[i] ?? new Uint8Array(), source: SOURCE }, T0 + 2000).actions.length;
+    };
+  };
+  compare(
+    'Map-Register, signed crypto-EID carrying an attestation ticket',
+    { name: 'site that ignores tickets', run: runner('ignoring') },
+    { name: 'site that requires them (ticket verified)', run: runner('requiring') },
+    SIGNED_BATCH,
+    print,
+  );
+  for (const [name, handler] of Object.entries(handlers)) {
+    if (handler.counters.total() !== 0) throw new Error(`${name}: refusals ${JSON.stringify(handler.counters.snapshot())}`);
+  }
+  if (sink === 0) throw new Error('nothing was handled');
+}
+
+export async function mapServerBenchmarks(print: Print, sizes: readonly number[] = [10_000, 100_000]): Promise<void> {
   print(`map-server: heap figures ${gc ? 'after global.gc()' : 'without global.gc (approximate: run node with --expose-gc)'}`);
   for (const n of sizes) {
     atSize(n, print);
     print('');
   }
+  await ticketOverhead(print);
 }

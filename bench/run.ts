@@ -30,7 +30,7 @@ if (selected.has('cipher')) {
   cipherBenchmarks(print);
   print('');
 }
-if (selected.has('map-server')) mapServerBenchmarks(print);
+if (selected.has('map-server')) await mapServerBenchmarks(print);
 if (selected.has('overlay') && (await overlayBenchmarks(print)) === 'failed') process.exitCode = 1;
 if (selected.has('tpm')) {
   print('');
