@@ -3,6 +3,7 @@
 // hashes them (SHA-256 over the exact PEM bytes, cert-hash.ts), around a ticket whose validity
 // window holds `now` and that lists the registered EID. Pure: the clock is a parameter, bad
 // input is a refusal, nothing throws once the checker is built.
+import { createHash } from 'node:crypto';
 import { fromBinary } from '@bufbuild/protobuf';
 import type { TicketCheck, TicketEid, TicketRefusal, TicketVerdict } from '../lisp/map-server/attestation-ticket.js';
 import { parsePrefix, samePrefix } from '../lisp/prefix.js';
@@ -21,18 +22,30 @@ const refuse = (reason: TicketRefusal, detail: string): TicketVerdict => ({ ok: 
 export function ticketChecker(signingCertPems: readonly string[]): TicketCheck {
   if (signingCertPems.length === 0) throw new RangeError('a ticket checker needs at least one controller signing certificate');
   const resolve = certResolver(signingCertPems.map((pem) => knownControllerCert(pem)));
+  // A node sends the same ticket with every refresh until it is renewed: its signature is checked
+  // once and the decoded ticket kept (by the digest of its exact bytes); time and admission are
+  // judged each time.
+  const verified = new Map<string, AttestationTicket>();
   return (bytes, eid, now) => {
-    const opened = openEnvelope(bytes, resolve);
-    if (!opened.ok) return refuse('invalid', `not signed by a trusted controller signing certificate (${opened.error.message})`);
-    let ticket: AttestationTicket;
-    try {
-      ticket = fromBinary(AttestationTicketSchema, opened.payload);
-    } catch (error) {
-      return refuse('invalid', `the payload is not an AttestationTicket (${error instanceof Error ? error.message : String(error)})`);
+    const key = createHash('sha256').update(bytes).digest('base64');
+    let ticket = verified.get(key);
+    if (!ticket) {
+      const opened = openEnvelope(bytes, resolve);
+      if (!opened.ok) return refuse('invalid', `not signed by a trusted controller signing certificate (${opened.error.message})`);
+      try {
+        ticket = fromBinary(AttestationTicketSchema, opened.payload);
+      } catch (error) {
+        return refuse('invalid', `the payload is not an AttestationTicket (${error instanceof Error ? error.message : String(error)})`);
+      }
+      if (verified.size >= VERIFIED_TICKETS) verified.delete(verified.keys().next().value ?? '');
+      verified.set(key, ticket);
     }
     return judge(ticket, eid, now);
   };
 }
+
+/** How many verified tickets a checker remembers (oldest forgotten first): a few per node. */
+const VERIFIED_TICKETS = 65_536;
 
 function judge(ticket: AttestationTicket, eid: TicketEid, now: number): TicketVerdict {
   const notBefore = Number(ticket.notBeforeUnixMs);
