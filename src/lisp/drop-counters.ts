@@ -16,6 +16,8 @@ export const DROP_REASONS = [
   'itr-key-exhausted',
   'itr-too-big',
   'itr-send-failed',
+  /** A bug met by the batch (the daemon's receive guard caught it): the batch is lost, the daemon lives. */
+  'itr-handler-error',
   // ETR: UDP -> TUN
   'etr-truncated',
   'etr-control-in-data',
@@ -35,6 +37,7 @@ export const DROP_REASONS = [
   'etr-unknown-source',
   'etr-spoofed-source',
   'etr-tun-write-failed',
+  'etr-handler-error',
 ] as const;
 
 export type DropReason = (typeof DROP_REASONS)[number];

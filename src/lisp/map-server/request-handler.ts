@@ -47,6 +47,7 @@ import { authenticateRequester, checkLookup, isAllowAll, policyFor, SIGNATURE_FA
 import type { Endpoint, PrefixRegistration, RegistrationStore } from './registrations.js';
 import { cryptoPrefixOverlapping, type AllowedPrefix, type ResolvedConfig, type SiteConfig } from './site.js';
 import { NamedCounters } from '../named-counters.js';
+import { REPLY_DESTINATION_REFUSALS, replyDestinationRefusal } from '../reply-destination.js';
 
 export const LISP_CONTROL_PORT = 4342;
 
@@ -65,8 +66,10 @@ export const REQUEST_DROP_REASONS = [
   'request-unsupported-eid',
   /** No ITR-RLOC is IPv4/IPv6 (bare or inside a Security Key / AFI-List LCAF). */
   'request-no-itr-rloc',
-  /** To be forwarded, but the registration has no reachable RLOC with priority < 255. */
+  /** To be forwarded, but the registration has no reachable unicast RLOC with priority < 255. */
   'request-no-etr-rloc',
+  /** The reply would go to port 0, a non-unicast address or one our socket cannot reach. */
+  ...REPLY_DESTINATION_REFUSALS,
 ] as const;
 
 /** What was answered. */
@@ -114,6 +117,8 @@ export interface RequestHandlerOptions {
   readonly ttls?: Partial<ReplyTtls>;
   /** Above this many registrations a negative prefix inside an accept-more-specifics prefix is the EID itself. */
   readonly negativeScanLimit?: number;
+  /** The family of the socket replies leave from: ITR-RLOCs of the other family are passed over. */
+  readonly family?: 4 | 6;
 }
 
 /** What the handler reads: the register handler (RegisterHandler) satisfies it, and its store follows a restore. */
@@ -172,6 +177,7 @@ export class RequestHandler {
   readonly counters = new RequestCounters();
   readonly ttls: ReplyTtls;
   readonly negativeScanLimit: number;
+  private readonly family: 4 | 6 | undefined;
 
   constructor(
     private readonly state: MapServerState,
@@ -182,6 +188,7 @@ export class RequestHandler {
       if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > 0x7fffffff) throw new RangeError(`TTL ${name} must be 0..2^31-1 minutes`);
     }
     this.negativeScanLimit = options.negativeScanLimit ?? 4096;
+    this.family = options.family;
   }
 
   handle(event: MapRequestEvent, now: number): RequestResult {
@@ -199,9 +206,11 @@ export class RequestHandler {
     if (!named) return this.drop('request-unsupported-eid');
     // Matched as an address: lispers.net sends target mask-lengths it does not mean as prefixes.
     const target = eidPrefix(named.instanceId, named.family, addressBytes(record.eid), familyBits(named.family));
-    const replyTo = m.itrRlocs.map(usableAddress).find((a) => a !== undefined);
+    const replyTo = m.itrRlocs.map(usableAddress).find((a) => a !== undefined && replyDestinationRefusal(a, 1, this.family) !== 'reply-address-wrong-family');
     if (replyTo === undefined) return this.drop('request-no-itr-rloc');
     const reply = { to: replyTo, port: ecm.udp.sourcePort };
+    const refusal = replyDestinationRefusal(reply.to, reply.port, this.family, event.source.address);
+    if (refusal) return this.drop(refusal);
 
     const { config, store } = this.state;
     const crypto = target.family === 6 ? cryptoPrefixOverlapping(config, target) : undefined;
@@ -252,7 +261,7 @@ export class RequestHandler {
       const ttl = registration.ticketNotAfter === undefined ? this.ttls.positive : ticketTtl(this.ttls.positive, registration.ticketNotAfter, now);
       return { actions: [{ kind: 'send', ...reply, bytes: proxyReply(m, registration, ttl) }], outcome: { kind: 'proxy-reply', ...answered } };
     }
-    const etr = etrLocator(registration.record.locators);
+    const etr = etrLocator(registration.record.locators, this.family);
     if (etr === undefined) return this.drop('request-no-etr-rloc');
     this.counters.add('reply-forwarded');
     return { actions: [{ kind: 'send', to: etr, port: LISP_CONTROL_PORT, bytes: forwardedEcm(event.bytes) }], outcome: { kind: 'forwarded', ...answered } };
@@ -346,12 +355,14 @@ export function usableAddress(a: Address): string | undefined {
 }
 
 /** The ETR to forward to: the first reachable locator of the best priority below 255. */
-function etrLocator(locators: readonly LocatorRecord[]): string | undefined {
+function etrLocator(locators: readonly LocatorRecord[], family: 4 | 6 | undefined): string | undefined {
   let best: { readonly priority: number; readonly address: string } | undefined;
   for (const l of locators) {
     if (l.priority >= 255 || !l.reachable) continue;
     const address = usableAddress(l.locator);
-    if (address !== undefined && (!best || l.priority < best.priority)) best = { priority: l.priority, address };
+    // A registered RLOC is a site member's word: never forward to ourselves, a group or another family.
+    if (address === undefined || replyDestinationRefusal(address, LISP_CONTROL_PORT, family) !== undefined) continue;
+    if (!best || l.priority < best.priority) best = { priority: l.priority, address };
   }
   return best?.address;
 }

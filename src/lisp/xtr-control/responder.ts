@@ -28,6 +28,7 @@ import { LOCATOR_DEFAULTS, EID_RECORD_DEFAULTS, type LocatorRecord } from '../re
 import type { MapReply } from '../map-reply.js';
 import { MAP_REQUEST_DEFAULTS, type MapRequest } from '../map-request.js';
 import { prefixCovers, prefixOfEid, type EidPrefix } from '../prefix.js';
+import { REPLY_DESTINATION_REFUSALS, replyDestinationRefusal } from '../reply-destination.js';
 import { generateKeyPair, ipOf, keyedLocator, LocatorOpening, offeredKey, type KeyedLocatorForm, type Random } from './key-exchange.js';
 
 export interface ResponderOptions {
@@ -75,6 +76,7 @@ export const RESPONDER_COUNTERS = [
   'key-malformed',
   'key-derivation-failed',
   'smr-sent',
+  ...REPLY_DESTINATION_REFUSALS,
 ] as const;
 export type ResponderCounter = (typeof RESPONDER_COUNTERS)[number];
 
@@ -148,17 +150,18 @@ export class Responder {
         this.count('ecm-not-to-etr');
         return [];
       }
-      return this.handleRequest(m.message, m.udp.sourcePort, from.to, now);
+      return this.handleRequest(m.message, m.udp.sourcePort, from, now);
     }
     if (m.type !== 'map-request') {
       this.count('not-a-map-request');
       return [];
     }
-    return this.handleRequest(m, from.port, from.to, now);
+    return this.handleRequest(m, from.port, from, now);
   }
 
   /** Answers `request` to its first usable ITR-RLOC at `replyPort`. */
-  handleRequest(request: MapRequest, replyPort: number, probedRloc: string | undefined, now: number): ResponderAction[] {
+  private handleRequest(request: MapRequest, replyPort: number, from: RequestOrigin, now: number): ResponderAction[] {
+    const probedRloc = from.to;
     if (request.smr) {
       // SMRs ask us, as an ITR, to re-resolve: the resolver's job, not an answer.
       this.count('smr-not-handled');
@@ -176,10 +179,15 @@ export class Responder {
       return [];
     }
     const ourFamilies = new Set(this.options.rlocs.map((r) => (r.includes(':') ? 6 : 4)));
-    const rlocs = request.itrRlocs.map((a) => ipOf(a));
-    const destination = rlocs.find((r) => r && ourFamilies.has(r.family)) ?? rlocs.find((r) => r);
+    // Only a family we have a locator (and so a socket) of: another one could not be sent to.
+    const destination = request.itrRlocs.map((a) => ipOf(a)).find((r) => r && ourFamilies.has(r.family));
     if (!destination) {
       this.count('no-itr-rloc');
+      return [];
+    }
+    const refusal = replyDestinationRefusal(destination.address, replyPort, destination.family, from.address);
+    if (refusal) {
+      this.count(refusal);
       return [];
     }
     this.remember(destination.address, now);

@@ -12,6 +12,7 @@ import type { MapServerState } from '../../lisp/map-server/request-handler.js';
 import { RequestHandler } from '../../lisp/map-server/request-handler.js';
 import type { MapServerFileConfig } from '../config/map-server-config.js';
 import type { Logger } from '../log.js';
+import { ControlSender, ReceiveGuard } from '../receive-guard.js';
 import type { DaemonMetrics } from '../ops/metrics.js';
 import type { ReloadPlan } from '../ops/reload.js';
 import type { MapServerStatusReport, ReloadSummary } from '../ops/status-report.js';
@@ -34,6 +35,9 @@ const EVENTS = [
   'map-request-received',
 ] as const;
 
+/** What became of each datagram on the socket: exactly one of these per datagram received. */
+const DATAGRAM_OUTCOMES = ['map-register', 'ecm', 'unsupported-type', 'handler-error'] as const;
+
 export interface MapServerStats {
   readonly registrations: number;
   /** Live registrations per site. */
@@ -41,6 +45,8 @@ export interface MapServerStats {
   readonly received: number;
   readonly sent: number;
   readonly counters: Readonly<Record<string, number>>;
+  /** Every datagram received, by what became of it (the handlers' counters say more). */
+  readonly datagrams: { readonly received: number; readonly outcomes: Readonly<Record<string, number>> };
 }
 
 export class MapServerNode {
@@ -51,7 +57,9 @@ export class MapServerNode {
   private readonly carried = new Map<string, number>();
   private received = 0;
   private sent = 0;
-  private unsupported = 0;
+  private readonly outcomes = new NamedCounters(DATAGRAM_OUTCOMES);
+  private readonly guard: ReceiveGuard;
+  private readonly sender: ControlSender;
   private dirty = false;
   private timers: NodeJS.Timeout[] = [];
   private readonly startedAt = Date.now();
@@ -61,6 +69,8 @@ export class MapServerNode {
     private readonly log: Logger,
     private readonly socket: Socket,
   ) {
+    this.guard = new ReceiveGuard(log, 'map-server 4342');
+    this.sender = new ControlSender(socket, config.listen.family, log);
     this.handler = new RegisterHandler(config.server);
     // Through getters: the request handler reads whichever register handler is current.
     const current = (): RegisterHandler => this.handler;
@@ -72,7 +82,7 @@ export class MapServerNode {
         return current().store;
       },
     };
-    this.requests = new RequestHandler(state);
+    this.requests = new RequestHandler(state, { family: config.listen.family });
   }
 
   static async start(config: MapServerFileConfig, log: Logger, metrics?: DaemonMetrics): Promise<MapServerNode> {
@@ -93,7 +103,14 @@ export class MapServerNode {
       setInterval(() => {
         if (node.handler.expire(Date.now()).length > 0) node.dirty = true;
       }, 1000),
-      setInterval(() => node.saveSnapshot(), SNAPSHOT_EVERY_MS),
+      setInterval(() => {
+        try {
+          node.saveSnapshot();
+        } catch (error) {
+          // A full disk or a removed directory must not stop the answers; the next round retries.
+          log.log('error', 'snapshot not written', { file: config.snapshotFile, error: (error as Error).message });
+        }
+      }, SNAPSHOT_EVERY_MS),
     ];
     log.log('info', 'map-server started', { listen: `${config.listen.address}:${config.listen.port}`, sites: config.server.sites.length, registrations: node.handler.store.size });
     return node;
@@ -101,6 +118,15 @@ export class MapServerNode {
 
   private receive(bytes: Buffer, from: RemoteInfo): void {
     this.received++;
+    try {
+      this.outcomes.add(this.dispatch(bytes, from));
+    } catch (error) {
+      this.outcomes.add('handler-error');
+      this.guard.caught(error, { from: `${from.address}:${from.port}`, length: bytes.length });
+    }
+  }
+
+  private dispatch(bytes: Buffer, from: RemoteInfo): (typeof DATAGRAM_OUTCOMES)[number] {
     const event = { bytes: new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length), source: { address: from.address, port: from.port } };
     const now = Date.now();
     switch ((bytes[0] ?? 0) >>> 4) {
@@ -118,26 +144,24 @@ export class MapServerNode {
           }
           if (verdict.mapNotify) this.events.add('map-notify-sent');
           this.dirty = true;
-          this.send(verdict.actions);
+          this.send(verdict.actions, from.address);
         } else {
           this.events.add('map-register-dropped');
         }
-        return;
+        return 'map-register';
       }
       case MESSAGE_TYPE.ecm:
         this.events.add('map-request-received');
-        this.send(this.requests.handle(event, now).actions);
-        return;
+        this.send(this.requests.handle(event, now).actions, from.address);
+        return 'ecm';
       default:
-        this.unsupported++;
+        return 'unsupported-type';
     }
   }
 
-  private send(actions: readonly { readonly to: string; readonly port: number; readonly bytes: Uint8Array }[]): void {
-    for (const action of actions) {
-      this.socket.send(action.bytes, action.port, action.to);
-      this.sent++;
-    }
+  /** Every destination here comes out of a datagram (its source, an ITR-RLOC, a registered RLOC). */
+  private send(actions: readonly { readonly to: string; readonly port: number; readonly bytes: Uint8Array }[], origin: string): void {
+    for (const action of actions) if (this.sender.send(action.bytes, action.port, action.to, { untrusted: { origin } })) this.sent++;
   }
 
   private restore(): void {
@@ -162,7 +186,14 @@ export class MapServerNode {
   }
 
   stats(): MapServerStats {
-    const counters: Record<string, number> = { ...this.events.snapshot(), ...this.requests.counters.snapshot(), ...(this.unsupported > 0 && { 'unsupported-message': this.unsupported }) };
+    const unsupported = this.outcomes.get('unsupported-type');
+    const counters: Record<string, number> = {
+      ...this.events.snapshot(),
+      ...this.requests.counters.snapshot(),
+      ...this.sender.refused.snapshot(),
+      ...(unsupported > 0 && { 'unsupported-message': unsupported }),
+      ...(this.guard.errors > 0 && { 'handler-error': this.guard.errors }),
+    };
     for (const [name, n] of Object.entries(this.handler.counters.snapshot())) counters[name] = n;
     for (const [name, n] of this.carried) counters[name] = (counters[name] ?? 0) + n;
     return {
@@ -171,6 +202,7 @@ export class MapServerNode {
       received: this.received,
       sent: this.sent,
       counters,
+      datagrams: { received: this.received, outcomes: this.outcomes.snapshot() },
     };
   }
 

@@ -15,6 +15,8 @@ import { itrPeerAttach, Resolver, type ResolverAction } from '../../lisp/xtr-con
 import { Responder } from '../../lisp/xtr-control/responder.js';
 import type { XtrConfig } from '../config/xtr-config.js';
 import type { Logger } from '../log.js';
+import { NamedCounters } from '../../lisp/named-counters.js';
+import { ControlSender, ReceiveGuard } from '../receive-guard.js';
 import { ticketFileProvider } from './ticket-file.js';
 import type { PacketTap } from '../ops/packet-tap.js';
 import { RegistrationCounters, type RegistrationTotals } from './registration-counters.js';
@@ -68,12 +70,22 @@ function registrarConfig(config: XtrConfig, xtrId: Uint8Array): RegistrarConfig 
   };
 }
 
+/** What became of each datagram on 4342: exactly one of these per datagram received. */
+const DATAGRAM_OUTCOMES = ['map-notify', 'map-reply', 'map-request', 'smr', 'ecm', 'no-registrar', 'no-resolver', 'unsupported-type', 'handler-error'] as const;
+type DatagramOutcome = (typeof DATAGRAM_OUTCOMES)[number];
+
+/** Sends whose destination came out of a received datagram, not our configuration. */
+const UNTRUSTED_SENDS: ReadonlySet<string> = new Set(['map-reply', 'smr', 'rloc-probe']);
+
 /** Bound on the ITRs whose inbound key time is remembered for status output. */
 const MAX_INBOUND_KEYS = 4096;
 
 export class XtrControlPlane {
   private timer: NodeJS.Timeout | undefined;
-  private unsupported = 0;
+  private received = 0;
+  private readonly outcomes = new NamedCounters(DATAGRAM_OUTCOMES);
+  private readonly guard: ReceiveGuard;
+  private readonly sender: ControlSender;
   private discarded = 0;
   private readonly random = (n: number): Uint8Array => randomBytes(n);
   readonly registrations = new RegistrationCounters();
@@ -91,7 +103,11 @@ export class XtrControlPlane {
     private readonly xtrId: Uint8Array,
     private readonly deps: ControlPlaneDeps,
     private readonly log: Logger,
-  ) {}
+    family: 4 | 6,
+  ) {
+    this.guard = new ReceiveGuard(log, 'xtr control 4342');
+    this.sender = new ControlSender(socket, family, log);
+  }
 
   static async start(config: XtrConfig, deps: ControlPlaneDeps, log: Logger): Promise<XtrControlPlane> {
     const socket = createSocket({ type: config.underlay.family === 4 ? 'udp4' : 'udp6' });
@@ -132,7 +148,7 @@ export class XtrControlPlane {
       acceptClear: enc.mode === 'off' || enc.acceptClear,
       random,
     });
-    const plane = new XtrControlPlane(socket, registrar, resolver, responder, mapResolvers, xtrId, deps, log);
+    const plane = new XtrControlPlane(socket, registrar, resolver, responder, mapResolvers, xtrId, deps, log, config.underlay.family);
     socket.on('message', (bytes, from) => plane.receive(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length), from.address, from.port));
     socket.on('error', (error) => log.log('error', 'control socket error', { error: error.message }));
     plane.registrarAct(registrar?.start(Date.now()) ?? []);
@@ -152,32 +168,46 @@ export class XtrControlPlane {
     return { address, port };
   }
 
+  /** One datagram: whatever a handler throws for it is a counted drop (receive-guard.ts). */
   private receive(bytes: Uint8Array, address: string, port: number): void {
+    this.received++;
+    try {
+      this.outcomes.add(this.dispatch(bytes, address, port));
+    } catch (error) {
+      this.outcomes.add('handler-error');
+      this.guard.caught(error, { from: `${address}:${port}`, length: bytes.length });
+    }
+  }
+
+  private dispatch(bytes: Uint8Array, address: string, port: number): DatagramOutcome {
     const now = Date.now();
     this.deps.tap?.()?.underlay('in', this.local(), { address, port }, bytes);
     switch ((bytes[0] ?? 0) >>> 4) {
       case MESSAGE_TYPE.mapNotify:
-        if (this.registrar) this.registrarAct(this.registrar.mapNotify(bytes, { address, port }, now));
-        return;
+        if (!this.registrar) return 'no-registrar';
+        this.registrarAct(this.registrar.mapNotify(bytes, { address, port }, now));
+        return 'map-notify';
       case MESSAGE_TYPE.mapReply: {
+        if (!this.resolver) return 'no-resolver';
         const timed = this.replies.replied(bytes, now);
         if (timed) this.deps.replyLatency?.(timed.kind, timed.ms);
-        if (this.resolver) this.act(this.resolver.receive(bytes, now));
-        return;
+        this.act(this.resolver.receive(bytes, now));
+        return 'map-reply';
       }
       case MESSAGE_TYPE.mapRequest:
         // S (Solicit-Map-Request, byte 0 bit 0x01): an ETR asks us, as an ITR, to re-resolve.
         if (((bytes[0] ?? 0) & 0x01) !== 0) {
-          if (this.resolver) this.act(this.resolver.smr(bytes, address, now));
-          return;
+          if (!this.resolver) return 'no-resolver';
+          this.act(this.resolver.smr(bytes, address, now));
+          return 'smr';
         }
         this.respond(bytes, address, port, now);
-        return;
+        return 'map-request';
       case MESSAGE_TYPE.ecm:
         this.respond(bytes, address, port, now);
-        return;
+        return 'ecm';
       default:
-        this.unsupported++;
+        return 'unsupported-type';
     }
   }
 
@@ -192,7 +222,7 @@ export class XtrControlPlane {
       }
       if (this.inboundKeyAt.size > MAX_INBOUND_KEYS) this.inboundKeyAt.delete(this.inboundKeyAt.keys().next().value ?? '');
     }
-    this.act(actions);
+    this.act(actions, address);
   }
 
   /** The registrar's actions: its sends are counted per map-server, its state changes observed. */
@@ -202,16 +232,23 @@ export class XtrControlPlane {
     this.act(actions);
   }
 
-  /** Carries out the state machines' actions and re-arms the timer for their next deadline. */
-  private act(actions: readonly Action[]): void {
+  /**
+   * Carries out the state machines' actions and re-arms the timer for their next deadline.
+   * `origin`: the source of the datagram these actions answer.
+   */
+  private act(actions: readonly Action[], origin?: string): void {
     const now = Date.now();
     for (const action of actions) {
       switch (action.kind) {
-        case 'send':
-          if ('what' in action && (action.what === 'map-request' || action.what === 'rloc-probe')) this.replies.sent(action.what, action.bytes, now);
-          this.socket.send(action.bytes, action.port, action.to);
-          this.deps.tap?.()?.underlay('out', this.local(), { address: action.to, port: action.port }, action.bytes);
+        case 'send': {
+          const what = 'what' in action ? action.what : undefined;
+          if (what === 'map-request' || what === 'rloc-probe') this.replies.sent(what, action.bytes, now);
+          const untrusted = what !== undefined && UNTRUSTED_SENDS.has(what) ? { untrusted: origin === undefined ? {} : { origin } } : {};
+          if (this.sender.send(action.bytes, action.port, action.to, untrusted)) {
+            this.deps.tap?.()?.underlay('out', this.local(), { address: action.to, port: action.port }, action.bytes);
+          }
           break;
+        }
         case 'reinject':
           this.deps.reinject(action.packets);
           break;
@@ -290,10 +327,18 @@ export class XtrControlPlane {
   }
 
   private tick(): void {
-    const now = Date.now();
-    this.responder.expire(now);
-    this.registrarAct(this.registrar?.tick(now) ?? []);
-    this.act(this.resolver?.tick(now) ?? []);
+    try {
+      const now = Date.now();
+      this.responder.expire(now);
+      this.registrarAct(this.registrar?.tick(now) ?? []);
+      this.act(this.resolver?.tick(now) ?? []);
+    } catch (error) {
+      this.guard.caught(error, { in: 'timer' });
+      // Retry in a second rather than at a deadline that may already be past (a hot loop).
+      if (this.timer) clearTimeout(this.timer);
+      this.timer = setTimeout(() => this.tick(), 1000);
+      this.timer.unref();
+    }
   }
 
   status(): {
@@ -302,6 +347,9 @@ export class XtrControlPlane {
     readonly responder: Readonly<Record<string, number>>;
     readonly unsupported: number;
     readonly heldDiscarded: number;
+    /** Every datagram received on 4342, by what became of it; sends refused or failed, by reason. */
+    readonly datagrams: { readonly received: number; readonly outcomes: Readonly<Record<string, number>> };
+    readonly sendRefused: Readonly<Record<string, number>>;
     /** Map-Registers sent, Map-Notifies taken, unanswered rounds, per map-server (address:port). */
     readonly registrationTotals: Readonly<Record<string, RegistrationTotals>>;
   } {
@@ -310,8 +358,10 @@ export class XtrControlPlane {
       registration: this.registrar?.status(),
       resolver: this.resolver ? Object.fromEntries(this.resolver.counters) : undefined,
       responder: Object.fromEntries(this.responder.counters),
-      unsupported: this.unsupported,
+      unsupported: this.outcomes.get('unsupported-type'),
       heldDiscarded: this.discarded,
+      datagrams: { received: this.received, outcomes: this.outcomes.snapshot() },
+      sendRefused: this.sender.refused.snapshot(),
     };
   }
 
@@ -320,9 +370,7 @@ export class XtrControlPlane {
     if (this.timer) clearTimeout(this.timer);
     const actions = this.registrar?.shutdown(Date.now()) ?? [];
     for (const a of actions) if (a.kind === 'send') this.registrations.sent(a.to, a.port);
-    await Promise.all(
-      actions.map((a) => (a.kind === 'send' ? new Promise<void>((resolve) => this.socket.send(a.bytes, a.port, a.to, () => resolve())) : Promise.resolve())),
-    );
+    await Promise.all(actions.map((a) => (a.kind === 'send' ? new Promise<void>((resolve) => this.sender.send(a.bytes, a.port, a.to, { done: resolve })) : Promise.resolve())));
     this.socket.close();
     this.log.log('info', 'control plane stopped', { deregistrations: actions.length });
   }

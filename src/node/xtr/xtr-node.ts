@@ -25,6 +25,7 @@ import { TunAddressing, tunLayout } from './tun-addressing.js';
 import { registerXtrMetrics } from './xtr-metrics.js';
 import { diffXtrConfig } from './xtr-reload.js';
 import { buildXtrStatus } from './xtr-status.js';
+import { ReceiveGuard } from '../receive-guard.js';
 
 const BATCH = 64;
 /** Batches per readable event before yielding to the other direction. */
@@ -193,11 +194,21 @@ export class XtrNode {
       }
     };
 
+    const guard = new ReceiveGuard(this.log, 'xtr data plane');
+    /** One batch through `step`; what it throws costs that batch (counted), not the daemon. */
+    const guarded = (step: (n: number) => void, n: number, reason: 'itr-handler-error' | 'etr-handler-error'): void => {
+      try {
+        step(n);
+      } catch (error) {
+        this.drops.add(reason, n);
+        guard.caught(error, { batch: n });
+      }
+    };
     const fromTun = (): void => {
       for (let burst = 0; burst < BURST; burst++) {
         const n = this.tun.readBatch(itr.buffers, sizes, ITR_HEADROOM);
         if (n === 0) return;
-        forward(n);
+        guarded(forward, n, 'itr-handler-error');
         if (n < BATCH) return;
       }
     };
@@ -209,7 +220,7 @@ export class XtrNode {
           itr.buffers[i]?.set(p.subarray(0, this.tun.mtu), ITR_HEADROOM);
           sizes[i] = Math.min(p.length, this.tun.mtu);
         }
-        forward(n);
+        guarded(forward, n, 'itr-handler-error');
       }
     };
 
@@ -222,28 +233,31 @@ export class XtrNode {
         if (n === 0) return;
         this.counts.udpIn += n;
         for (let i = 0; i < n; i++) this.counts.udpInBytes += recv.lengths[i] ?? 0;
-        if (this.tap) tapUnderlayBatch(this.tap, 'in', local, recv.packets, 0, recv.lengths, recv.addresses, recv.ports, n);
-        etr.process({ bufs: recv.packets, lengths: recv.lengths, count: n, sourceAddress: recv.addresses }, Date.now(), etrOut);
-        for (let k = 0; k < etrOut.sourceMissCount; k++) {
-          const buf = recv.packets[etrOut.sourceMisses[k] ?? 0] ?? new Uint8Array(0);
-          const at = etrOut.sourceMissOffsets[k] ?? 0;
-          const family = (buf[at] ?? 0) >>> 4 === 6 ? 6 : 4;
-          const src = at + sourceOffset(family);
-          this.control?.miss(config.instanceId, buf.subarray(src, src + (family === 4 ? 4 : 16)));
-        }
-        for (let k = 0; k < etrOut.count; k++) deliverBufs[k] = recv.packets[etrOut.index[k] ?? 0] ?? new Uint8Array(0);
-        if (this.tap) tapInnerBatch(this.tap, 'in', deliverBufs, etrOut.offsets, etrOut.lengths, etrOut.count);
-        let written = 0;
-        while (written < etrOut.count) {
-          const w = this.tun.writeBatch(deliverBufs.slice(written, etrOut.count), etrOut.offsets.subarray(written), etrOut.lengths.subarray(written), etrOut.count - written);
-          if (w === 0) break;
-          written += w;
-        }
-        this.counts.tunOut += written;
-        for (let k = 0; k < written; k++) this.counts.tunOutBytes += etrOut.lengths[k] ?? 0;
-        if (written < etrOut.count) this.drops.add('etr-tun-write-failed', etrOut.count - written);
+        guarded(deliver, n, 'etr-handler-error');
         if (n < BATCH) return;
       }
+    };
+    const deliver = (n: number): void => {
+      if (this.tap) tapUnderlayBatch(this.tap, 'in', local, recv.packets, 0, recv.lengths, recv.addresses, recv.ports, n);
+      etr.process({ bufs: recv.packets, lengths: recv.lengths, count: n, sourceAddress: recv.addresses }, Date.now(), etrOut);
+      for (let k = 0; k < etrOut.sourceMissCount; k++) {
+        const buf = recv.packets[etrOut.sourceMisses[k] ?? 0] ?? new Uint8Array(0);
+        const at = etrOut.sourceMissOffsets[k] ?? 0;
+        const family = (buf[at] ?? 0) >>> 4 === 6 ? 6 : 4;
+        const src = at + sourceOffset(family);
+        this.control?.miss(config.instanceId, buf.subarray(src, src + (family === 4 ? 4 : 16)));
+      }
+      for (let k = 0; k < etrOut.count; k++) deliverBufs[k] = recv.packets[etrOut.index[k] ?? 0] ?? new Uint8Array(0);
+      if (this.tap) tapInnerBatch(this.tap, 'in', deliverBufs, etrOut.offsets, etrOut.lengths, etrOut.count);
+      let written = 0;
+      while (written < etrOut.count) {
+        const w = this.tun.writeBatch(deliverBufs.slice(written, etrOut.count), etrOut.offsets.subarray(written), etrOut.lengths.subarray(written), etrOut.count - written);
+        if (w === 0) break;
+        written += w;
+      }
+      this.counts.tunOut += written;
+      for (let k = 0; k < written; k++) this.counts.tunOutBytes += etrOut.lengths[k] ?? 0;
+      if (written < etrOut.count) this.drops.add('etr-tun-write-failed', etrOut.count - written);
     };
 
     this.tun.startReading(fromTun);
