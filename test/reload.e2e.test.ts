@@ -203,7 +203,7 @@ test('SIGHUP: refused when invalid or when a restart is needed; local EIDs added
   const bAfter = await b();
   assert.equal(aAfter.pid, aBefore.pid);
   assert.equal(await ifindex(), tunBefore, 'the TUN device was not recreated');
-  assert.equal(aAfter.control.responder['key-installed'], aBefore.control.responder['key-installed'], 'no new key at the ETR');
+  assert.equal(aAfter.control.responder['key-candidate'], aBefore.control.responder['key-candidate'], 'no new key at the ETR');
   assert.equal(bAfter.control.resolver['key-installed'], bBefore.control.resolver['key-installed'], 'no new key at the ITR');
   const bOutAfter = session(bAfter, '198.18.0.1', 'out');
   assert.equal(bOutAfter.keyId, bOut.keyId);

@@ -331,7 +331,9 @@ test('a Map-Reply fills the map-cache, keys both directions, and the held packet
   assert.equal(entry.record?.authoritative, true);
   assert.equal(entry.expiresAt, T0 + 1440 * 60_000);
   assert.equal(a.resolver.sealingFor(B.rloc)?.keyId, 1);
-  assert.equal(b.responder.openingFor(A.rloc)?.current, 1);
+  // B holds A's key as a candidate until A's first packet under it proves it.
+  assert.equal(b.responder.openingFor(A.rloc)?.current, undefined);
+  assert.equal(b.responder.openingFor(A.rloc)?.candidates, 1);
   // The held packet comes back for re-injection and crosses, sealed, to B.
   assert.equal(net.reinjected.length, 1);
   const reinjected = net.reinjected[0]?.packets ?? [];
@@ -383,7 +385,8 @@ test('probes: reachability, rekey to a new key-id with old packets opening in th
   assert.equal(a.resolver.reachability(B.rloc), true);
   assert.equal(a.resolver.counters.get('probe-reply'), 1);
   assert.equal(a.resolver.sealingFor(B.rloc)?.keyId, 1);
-  assert.equal(b.responder.counters.get('key-installed'), 1, 'the probe re-offered the same key');
+  assert.equal(b.responder.counters.get('key-candidate'), 1, 'the probe re-offered the same key');
+  assert.equal(b.responder.counters.get('key-unchanged'), 1, 'and got the same answer');
   // Two packets sealed under key-id 1, still in flight when the rekey happens.
   const t1 = probeAt + 1;
   const inFlight = a.send([ping('192.0.2.1', '192.0.2.18', 'in-flight-1'), ping('192.0.2.1', '192.0.2.18', 'in-flight-2')], t1);
@@ -398,14 +401,17 @@ test('probes: reachability, rekey to a new key-id with old packets opening in th
   assert.equal(offer.keyId, 2, 'the rekey offers key-id 2 (second position of the key list)');
   net.run(a, rekeyProbe, t1);
   assert.equal(a.resolver.sealingFor(B.rloc)?.keyId, 2);
-  assert.equal(b.responder.openingFor(A.rloc)?.current, 2);
+  assert.equal(b.responder.openingFor(A.rloc)?.current, undefined, 'no packet has proven a key yet');
+  assert.equal(b.responder.openingFor(A.rloc)?.candidates, 2, 'key-ids 1 and 2 are candidates');
   const after = a.send([ping('192.0.2.1', '192.0.2.18', 'after-rekey')], t1 + 1);
   assert.equal((after[0]?.bytes[0] ?? 0) & 3, 2);
-  // Both open: the new key, and the old one within its 30 s grace period...
+  // Both open: the new key (which the packet proves), and the old one within its 30 s grace period...
   assert.equal(b.receive(after.map((d) => d.bytes), A.rloc, t1 + 2).length, 1);
+  assert.equal(b.responder.openingFor(A.rloc)?.current, 2);
   assert.equal(b.receive([inFlight[0]?.bytes ?? new Uint8Array()], A.rloc, t1 + 2).length, 1);
-  // ...but not after it.
-  assert.equal(b.receive([inFlight[1]?.bytes ?? new Uint8Array()], A.rloc, t1 + 30_001).length, 0);
+  assert.equal(b.responder.openingFor(A.rloc)?.current, 2, 'a late packet under the older key does not make it current again');
+  // ...but not after it (counted from the promotion).
+  assert.equal(b.receive([inFlight[1]?.bytes ?? new Uint8Array()], A.rloc, t1 + 2 + 30_001).length, 0);
   assert.deepEqual(b.drops.snapshot(), { 'etr-key-expired': 1 });
   // Silence: B stops answering; after 15 s without a reply the locator is down and the ITR stops sending to it.
   net.down.add(B.rloc);
@@ -436,14 +442,15 @@ test('a lost rekey reply: the ETR keeps the old key for its grace period and the
   net.holdReplies = false;
   assert.equal(net.heldReplies.length, 1, 'the reply is lost');
   assert.equal(a.resolver.sealingFor(B.rloc)?.keyId, 1);
-  assert.equal(b.responder.openingFor(A.rloc)?.current, 2);
-  // The ITR still seals under key-id 1: accepted during the grace period.
+  assert.ok(b.responder.openingFor(A.rloc)?.opening.keys().some((k) => k.role === 'candidate' && k.keyId === 2), 'B holds the offered key-id 2 as a candidate');
+  // The ITR still seals under key-id 1, which nothing has replaced.
   assert.equal(b.receive(a.send([ping('192.0.2.1', '192.0.2.18')], T0 + 2).map((d) => d.bytes), A.rloc, T0 + 2).length, 1);
-  // The next probe re-offers the same new pair under key-id 2: installed on both ends, no third key.
+  // The next probe re-offers the same new pair under key-id 2: the same answer, installed at A, no third key.
   const next = a.resolver.nextTimer() ?? 0;
   net.run(a, a.resolver.tick(next), next);
   assert.equal(a.resolver.sealingFor(B.rloc)?.keyId, 2);
-  assert.equal(b.responder.counters.get('key-installed'), 2);
+  assert.equal(b.responder.counters.get('key-candidate'), 2);
+  assert.equal(b.responder.counters.get('key-unchanged'), 1);
   assert.equal(b.receive(a.send([ping('192.0.2.1', '192.0.2.18')], next + 1).map((d) => d.bytes), A.rloc, next + 1).length, 1);
 });
 

@@ -188,15 +188,72 @@ export const SESSION_OPEN_STATUS = [...OPEN_STATUS, 'no-key', 'key-expired', 're
 export type SessionOpenStatus = (typeof SESSION_OPEN_STATUS)[number];
 const S = Object.fromEntries(SESSION_OPEN_STATUS.map((name, i) => [name, i])) as Readonly<Record<SessionOpenStatus, number>>;
 
+/** Statuses after which a packet may still open under a candidate or retiring key of its key-id. */
+const RETRY_UNDER_FALLBACK = new Uint8Array(SESSION_OPEN_STATUS.length);
+for (const status of ['no-key', 'icv-mismatch', 'key-expired', 'replayed', 'too-old'] as const) RETRY_UNDER_FALLBACK[S[status]] = 1;
+
 interface ReceiveSlot extends KeySlot {
   readonly window: ReplayWindow | undefined;
   /** Set when a newer key arrives: after this the key is refused. */
   expiresAt: number;
 }
 
-/** Receives from one peer locator: up to three keys by key-id, each with its replay window. */
-export class OpeningSession {
+/**
+ * A key held besides the current ones, tried only for packets the current keys refuse:
+ * - `candidate`: agreed in an exchange but not yet proven. The first packet that opens under it
+ *   (ICV, tag and replay window) proves the peer holds the key, and it becomes current for its
+ *   key-id. An unauthenticated key offer can therefore never replace a working key by itself.
+ * - `retiring`: replaced by a promoted candidate of the same key-id (lispers.net always uses
+ *   key-id 1), kept for the grace period so packets in flight still open.
+ * Its cipher context is made on first use, so an unproven candidate costs only its key bytes.
+ */
+interface FallbackKey<M> {
+  readonly role: 'candidate' | 'retiring';
+  readonly keyId: KeyId;
+  readonly installedAt: number;
+  /** A candidate's key until its context is made. */
+  readonly pending: InstallKey | undefined;
+  slot: ReceiveSlot | undefined;
+  readonly meta: M | undefined;
+  expiresAt: number;
+}
+
+interface FallbackOpen {
+  readonly status: number;
+  /** Where the plaintext starts, when ok. */
+  readonly offset: number;
+  /** 8 + IV + padded plaintext, when ok. */
+  readonly length: number;
+}
+
+/** How many candidates (and retiring keys) one session keeps; the oldest goes first. */
+export const MAX_CANDIDATES = 3;
+const MAX_RETIRING = 3;
+
+/** A key the session holds, for status output and for answering a re-offer with the same key. */
+export interface HeldKey<M> {
+  readonly keyId: KeyId;
+  readonly role: 'current' | 'candidate' | 'retiring';
+  readonly meta: M | undefined;
+  readonly installedAt: number;
+}
+
+/**
+ * Receives from one peer locator: up to three current keys by key-id, each with its replay
+ * window, and a few candidate and retiring keys (FallbackKey). `M` is what the caller keeps with
+ * each key (the public keys it was agreed from, how it was authenticated).
+ */
+export class OpeningSession<M = unknown> {
   private readonly slots: (ReceiveSlot | undefined)[] = [undefined, undefined, undefined, undefined];
+  private readonly metas: (M | undefined)[] = [undefined, undefined, undefined, undefined];
+  private fallbacks: FallbackKey<M>[] = [];
+  /** Candidates proven by a packet so far. */
+  promotions = 0;
+  /** Candidates pushed out by newer ones (MAX_CANDIDATES). */
+  evictions = 0;
+  /** When a packet last opened under any key (for the caller's eviction of idle peers). */
+  lastOpenedAt = -Infinity;
+  private readonly one: { packets: Uint8Array[]; lengths: Uint32Array; statuses: Uint8Array } = { packets: [new Uint8Array(0)], lengths: new Uint32Array(1), statuses: new Uint8Array(1) };
   // Scratch space for grouping a batch by key-id, reused across calls.
   private groupPackets: Uint8Array[] = [];
   private groupIndex = new Uint32Array(0);
@@ -215,30 +272,140 @@ export class OpeningSession {
     checkLimits(options.limits ?? DEFAULT_SESSION_LIMITS);
   }
 
-  install(k: InstallKey): void {
-    const grace = (this.options.limits ?? DEFAULT_SESSION_LIMITS).graceMs;
-    for (const other of this.slots) if (other && other.keyId !== k.keyId) other.expiresAt = Math.min(other.expiresAt, k.now + grace);
+  /**
+   * Makes `k` current for its key-id at once: for keys proven otherwise (static keys from the
+   * configuration). Keys agreed over the network go through `addCandidate`.
+   */
+  install(k: InstallKey, meta?: M): void {
+    this.graceOthers(k.keyId, k.now);
     this.slots[k.keyId]?.context.close();
-    const base = openSlot(this.backend, k, 'open');
-    this.slots[k.keyId] = {
-      ...base,
-      window: this.options.replay === 'off' ? undefined : new ReplayWindow(this.options.windowSize),
-      expiresAt: Number.POSITIVE_INFINITY,
-    };
+    this.slots[k.keyId] = this.receiveSlot(k);
+    this.metas[k.keyId] = meta;
   }
 
-  /** Drops keys whose grace period is over. */
+  /** Holds `k` as a candidate until a packet proves it or `expiresAt` passes; returns the candidates pushed out. */
+  addCandidate(k: InstallKey, meta: M, expiresAt: number): number {
+    this.fallbacks.push({ role: 'candidate', keyId: k.keyId, installedAt: k.now, pending: k, slot: undefined, meta, expiresAt });
+    return this.trim('candidate', MAX_CANDIDATES);
+  }
+
+  /** The keys held, current first. */
+  keys(): HeldKey<M>[] {
+    const out: HeldKey<M>[] = [];
+    for (const keyId of [1, 2, 3] as const) {
+      const slot = this.slots[keyId];
+      if (slot) out.push({ keyId, role: 'current', meta: this.metas[keyId], installedAt: slot.installedAt });
+    }
+    for (const f of this.fallbacks) out.push({ keyId: f.keyId, role: f.role, meta: f.meta, installedAt: f.installedAt });
+    return out;
+  }
+
+  /** Whether any key is current (a packet has proven the peer, or the key is static). */
+  get proven(): boolean {
+    return this.slots.some((s) => s !== undefined);
+  }
+
+  /** Drops keys whose grace period (or a candidate's time to be proven) is over. */
   expire(now: number): void {
     this.slots.forEach((s, i) => {
       if (s && s.expiresAt <= now) {
         s.context.close();
         this.slots[i] = undefined;
+        this.metas[i] = undefined;
       }
     });
+    const kept: FallbackKey<M>[] = [];
+    for (const f of this.fallbacks) {
+      if (f.expiresAt <= now) f.slot?.context.close();
+      else kept.push(f);
+    }
+    this.fallbacks = kept;
   }
 
   hasKey(keyId: KeyId): boolean {
     return this.slots[keyId] !== undefined;
+  }
+
+  private receiveSlot(k: InstallKey): ReceiveSlot {
+    return { ...openSlot(this.backend, k, 'open'), window: this.options.replay === 'off' ? undefined : new ReplayWindow(this.options.windowSize), expiresAt: Number.POSITIVE_INFINITY };
+  }
+
+  /** A new key for `keyId`: the other key-ids' keys stay valid for the grace period only. */
+  private graceOthers(keyId: KeyId, now: number): void {
+    const grace = (this.options.limits ?? DEFAULT_SESSION_LIMITS).graceMs;
+    for (const other of this.slots) if (other && other.keyId !== keyId) other.expiresAt = Math.min(other.expiresAt, now + grace);
+  }
+
+  /** Keeps the newest `max` fallbacks of `role`; returns how many went. */
+  private trim(role: FallbackKey<M>['role'], max: number): number {
+    let excess = this.fallbacks.filter((f) => f.role === role).length - max;
+    if (excess <= 0) return 0;
+    const gone = excess;
+    this.fallbacks = this.fallbacks.filter((f) => {
+      if (f.role !== role || excess <= 0) return true;
+      excess--;
+      f.slot?.context.close();
+      return false;
+    });
+    if (role === 'candidate') this.evictions += gone;
+    return gone;
+  }
+
+  /** A packet opened under candidate `f`: it becomes current for its key-id, the key it replaces retires. */
+  private promote(f: FallbackKey<M>, slot: ReceiveSlot, now: number): void {
+    const keyId = f.keyId;
+    const old = this.slots[keyId];
+    this.fallbacks = this.fallbacks.filter((x) => x !== f);
+    if (old) {
+      old.expiresAt = Math.min(old.expiresAt, now + (this.options.limits ?? DEFAULT_SESSION_LIMITS).graceMs);
+      this.fallbacks.push({ role: 'retiring', keyId, installedAt: old.installedAt, pending: undefined, slot: old, meta: this.metas[keyId], expiresAt: old.expiresAt });
+      this.trim('retiring', MAX_RETIRING);
+    }
+    this.slots[keyId] = slot;
+    this.metas[keyId] = f.meta;
+    this.promotions++;
+    // The newest proven key is the one the peer moves to: older ones (also one proven only now,
+    // by a packet that was in flight) keep the grace period, never the other way round.
+    const newest = Math.max(...this.slots.map((x) => x?.installedAt ?? -Infinity));
+    const grace = (this.options.limits ?? DEFAULT_SESSION_LIMITS).graceMs;
+    for (const x of this.slots) if (x && x.installedAt < newest) x.expiresAt = Math.min(x.expiresAt, now + grace);
+  }
+
+  /**
+   * The packet the current keys refused, tried under the fallback keys of its key-id (retiring
+   * first: in-flight packets of a rekey are the common case). Undefined when none of them can
+   * say more than the current keys did.
+   */
+  private openFallback(p: Uint8Array, length: number, now: number): FallbackOpen | undefined {
+    const keyId = ((p[0] ?? 0) & 0x03) as KeyId;
+    let result: FallbackOpen | undefined;
+    for (const role of ['retiring', 'candidate'] as const) {
+      for (const f of this.fallbacks) {
+        if (f.role !== role || f.keyId !== keyId || f.expiresAt <= now) continue;
+        const slot = (f.slot ??= f.pending && this.receiveSlot(f.pending));
+        if (!slot) continue;
+        if (!this.opensAt(slot, p, length)) continue;
+        const counter = !slot.window ? 0 : slot.ivBlock ? readCounter((slot.ivBlock).update(p.subarray(HEADER, HEADER + 16)), 8) : readCounter(p, HEADER + 4);
+        const verdict = !slot.window ? 'fresh' : counter < 0 ? 'too-old' : slot.window.check(counter);
+        if (verdict !== 'fresh') {
+          result ??= { status: S[verdict], offset: 0, length };
+          continue;
+        }
+        const one = this.one;
+        one.packets[0] = p;
+        one.lengths[0] = length;
+        slot.context.openBatch(one.packets, one.lengths, one.statuses, 1);
+        const status = one.statuses[0] ?? S['bad-length'];
+        if (status === S['icv-mismatch']) continue;
+        if (status === S.ok) {
+          slot.window?.accept(counter);
+          if (f.role === 'candidate') this.promote(f, slot, now);
+          return { status, offset: HEADER + slot.layout.ivLength, length: one.lengths[0] ?? 0 };
+        }
+        return { status, offset: 0, length };
+      }
+    }
+    return result;
   }
 
   /**
@@ -298,7 +465,24 @@ export class OpeningSession {
         }
       }
     }
-    for (let i = 0; i < count; i++) if (((packets[i]?.[0] ?? 0) & 0x03) === 0) statuses[i] = S['no-key'];
+    for (let i = 0; i < count; i++) {
+      const p = packets[i];
+      if (!p || ((p[0] ?? 0) & 0x03) === 0) {
+        statuses[i] = S['no-key'];
+        continue;
+      }
+      if (this.fallbacks.length > 0 && RETRY_UNDER_FALLBACK[statuses[i] ?? 0] === 1) {
+        const retried = this.openFallback(p, lengths[i] ?? 0, now);
+        if (retried) {
+          statuses[i] = retried.status;
+          if (retried.status === S.ok) {
+            lengths[i] = retried.length;
+            if (payloadOffsets) payloadOffsets[i] = retried.offset;
+          }
+        }
+      }
+      if (statuses[i] === S.ok) this.lastOpenedAt = now;
+    }
   }
 
   /**

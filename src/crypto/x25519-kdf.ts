@@ -18,16 +18,22 @@ export interface DataPlaneKeys {
   readonly icvKey: Uint8Array;
 }
 
-// Fixed DER wrappers around raw X25519 keys (RFC 8410), so raw bytes become KeyObjects.
+// The fixed DER wrapper of a raw X25519 private key (RFC 8410), for PEM files.
 const PKCS8_PREFIX = Buffer.from('302e020100300506032b656e04220420', 'hex');
-const SPKI_PREFIX = Buffer.from('302a300506032b656e032100', 'hex');
+/** A placeholder JWK `x` (32 zero bytes): Node requires the member, OpenSSL derives the real one from `d`. */
+const UNUSED_X = Buffer.alloc(32).toString('base64url');
 
 /** A key pair from 32 private bytes (the caller's CSPRNG output; clamping is X25519's). */
 export function x25519FromPrivate(privateBytes: Uint8Array): X25519KeyPair {
   if (privateBytes.length !== 32) throw new RangeError('an X25519 private key is 32 bytes');
-  const privateKey = createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, privateBytes]), format: 'der', type: 'pkcs8' });
-  const spki = createPublicKey(privateKey).export({ format: 'der', type: 'spki' });
-  return { privateKey, publicKey: new Uint8Array(spki.subarray(SPKI_PREFIX.length)) };
+  // Through JWK, not PKCS#8 DER: OpenSSL 3's DER decoder costs ~400 µs a key here, JWK ~40 µs, and
+  // an ETR makes a pair per key offer. Node builds the key from `d` alone (the raw private key,
+  // OpenSSL derives the public part); `x` must be present but is not used, so the public key is
+  // read back from the key itself (crypto-vectors.test.ts checks it against TV3).
+  const privateKey = createPrivateKey({ key: { kty: 'OKP', crv: 'X25519', d: Buffer.from(privateBytes).toString('base64url'), x: UNUSED_X }, format: 'jwk' });
+  const x = createPublicKey(privateKey).export({ format: 'jwk' }).x;
+  if (typeof x !== 'string') throw new TypeError('X25519 public key export failed');
+  return { privateKey, publicKey: new Uint8Array(Buffer.from(x, 'base64url')) };
 }
 
 /** A key pair from its PKCS#8 PEM text (how the node keeps its static data-plane key). */
@@ -45,7 +51,8 @@ export function x25519ToPem(pair: X25519KeyPair): string {
 
 function publicKeyObject(raw: Uint8Array): KeyObject {
   if (raw.length !== 32) throw new RangeError('an X25519 public key is 32 bytes');
-  return createPublicKey({ key: Buffer.concat([SPKI_PREFIX, raw]), format: 'der', type: 'spki' });
+  // JWK for speed, as above (~10 µs against ~90 µs for SPKI DER).
+  return createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: Buffer.from(raw).toString('base64url') }, format: 'jwk' });
 }
 
 /** The raw X25519 output. Throws for low-order peer keys (an all-zero secret). */

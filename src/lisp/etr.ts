@@ -87,6 +87,9 @@ export function createEtrOutput(capacity: number): EtrOutput {
   };
 }
 
+/** Distinct sessions kept in the per-batch scratch map before it is cleared. */
+const MAX_GROUPS = 256;
+
 export class Etr {
   // Per-batch scratch: encrypted packets grouped by the session that opens them.
   private readonly groups = new Map<OpeningSession, number[]>();
@@ -101,6 +104,8 @@ export class Etr {
     out.count = 0;
     out.sourceMissCount = 0;
     const { drops } = this.options;
+    // Sessions come and go (rekeys, evicted peers): the scratch map must not keep them alive.
+    if (this.groups.size > MAX_GROUPS) this.groups.clear();
     for (const list of this.groups.values()) list.length = 0;
     for (let i = 0; i < input.count; i++) {
       const buf = input.bufs[i];

@@ -197,6 +197,8 @@ export class LocatorSealing {
   pendingPair: { readonly pair: X25519KeyPair; readonly keyId: KeyId } | undefined;
   /** Set by `requestRekey` or when the sealing key asks for it. */
   rekeyWanted = false;
+  /** How the installed key's agreement was authenticated. */
+  authentication: SessionAuthentication = UNAUTHENTICATED;
 
   constructor(
     readonly address: string,
@@ -271,36 +273,94 @@ export class LocatorSealing {
 
 // ---------------------------------------------------------------- ETR side: one per remote ITR locator
 
-/** What the ETR holds for one ITR locator (keyed by its address text). */
+/** How a session's key agreement was authenticated (status output says it). */
+export type SessionAuthentication =
+  /** RFC 8061 as is: the nonce keeps off-path strangers out, an on-path attacker could sit in the middle. */
+  | { readonly kind: 'unauthenticated' }
+  /** Both offer and answer signed by the crypto-EIDs' keys (docs/key-agreement.md). */
+  | { readonly kind: 'crypto-eid'; readonly peerEid: string };
+
+export const UNAUTHENTICATED: SessionAuthentication = { kind: 'unauthenticated' };
+
+/** The status text of a session's authentication. */
+export function describeAuthentication(a: SessionAuthentication): string {
+  return a.kind === 'crypto-eid' ? `authenticated (crypto-EID ${a.peerEid})` : 'unauthenticated';
+}
+
+/** What the ETR keeps with each key of an ITR locator: what it was agreed from and how. */
+export interface OpeningMeta {
+  readonly itrPublic: Uint8Array;
+  readonly ourPublic: Uint8Array;
+  readonly authentication: SessionAuthentication;
+}
+
+/** How long a candidate waits for the packet that proves it. */
+export const CANDIDATE_TTL_MS = 5 * 60_000;
+
+/**
+ * What the ETR holds for one ITR locator (keyed by its address text). Every offer gets a fresh
+ * X25519 pair of ours, so the key it leads to is known only to whoever reads our answer, which
+ * goes to the locator the key is for; and it becomes a *candidate* (session.ts), current only
+ * once a packet from that locator opens under it. A replayed or forged offer can therefore never
+ * replace the key a working ITR uses, nor bring back a retired key with an empty replay window.
+ */
 export class LocatorOpening {
-  readonly opening: OpeningSession;
+  readonly opening: OpeningSession<OpeningMeta>;
   readonly peer: EtrPeer;
-  /** Per key-id: the ITR public key and our public key it was derived with. */
-  private readonly installed: ({ readonly itrPublic: Uint8Array; readonly ourPublic: Uint8Array } | undefined)[] = [undefined, undefined, undefined, undefined];
-  current: KeyId | undefined;
 
   constructor(
     readonly address: string,
     backend: CipherBackend,
     options: { readonly limits?: SessionLimits; readonly acceptClear: boolean },
   ) {
-    this.opening = new OpeningSession(backend, options.limits === undefined ? {} : { limits: options.limits });
+    this.opening = new OpeningSession<OpeningMeta>(backend, options.limits === undefined ? {} : { limits: options.limits });
     this.peer = createEtrPeer(this.opening, options.acceptClear);
   }
 
+  /** The key-id of the newest proven key, if any. */
+  get current(): KeyId | undefined {
+    let best: { readonly keyId: KeyId; readonly at: number } | undefined;
+    for (const k of this.opening.keys()) if (k.role === 'current' && (!best || k.installedAt >= best.at)) best = { keyId: k.keyId, at: k.installedAt };
+    return best?.keyId;
+  }
+
+  /** How the newest proven key was agreed; undefined while none is proven. */
+  get authentication(): SessionAuthentication | undefined {
+    const current = this.current;
+    return this.opening.keys().find((k) => k.role === 'current' && k.keyId === current)?.meta?.authentication;
+  }
+
+  /** Keys agreed but not yet proven by a packet. */
+  get candidates(): number {
+    return this.opening.keys().filter((k) => k.role === 'candidate').length;
+  }
+
   /**
-   * Installs the key the ITR offers under its key-id, unless that exact key is already current.
-   * A key-id that is installed but no longer current (its reply was lost, the ITR still uses it)
-   * is installed again, which also restarts its replay window.
+   * Our answer to an offer. An offer of exactly a key we hold as current or candidate (same
+   * key-id, same ITR key: a probe re-offering it, a retransmission) is answered with the same
+   * public key and changes nothing; any other offer becomes a new candidate under a fresh pair.
+   * A retiring key is never matched: its ITR gets a new key instead of one about to expire.
    */
-  accept(own: X25519KeyPair, offer: { readonly suite: CipherSuite; readonly keyId: KeyId; readonly publicKey: Uint8Array }, random: Random, now: number): 'installed' | 'unchanged' {
-    const slot = this.installed[offer.keyId];
-    if (this.current === offer.keyId && slot && sameBytes(slot.itrPublic, offer.publicKey) && sameBytes(slot.ourPublic, own.publicKey)) return 'unchanged';
+  answer(
+    offer: { readonly suite: CipherSuite; readonly keyId: KeyId; readonly publicKey: Uint8Array },
+    authentication: SessionAuthentication,
+    random: Random,
+    now: number,
+  ): { readonly publicKey: Uint8Array; readonly outcome: 'candidate' | 'unchanged'; readonly evicted: number } {
+    for (const k of this.opening.keys()) {
+      if (k.role === 'retiring' || k.keyId !== offer.keyId || !k.meta || !sameBytes(k.meta.itrPublic, offer.publicKey)) continue;
+      if (!sameAuthentication(k.meta.authentication, authentication)) continue;
+      return { publicKey: k.meta.ourPublic, outcome: 'unchanged', evicted: 0 };
+    }
+    const own = generateKeyPair(random);
     const keys = deriveDataPlaneKeys(own, offer.publicKey);
     // The opening side never uses its salt for GCM; CBC recovers the counter from the IV itself.
-    this.opening.install({ keyId: offer.keyId, suite: offer.suite, keys, salt: random(SALT_LENGTH).slice(), now });
-    this.installed[offer.keyId] = { itrPublic: offer.publicKey.slice(), ourPublic: own.publicKey };
-    this.current = offer.keyId;
-    return 'installed';
+    const install = { keyId: offer.keyId, suite: offer.suite, keys, salt: random(SALT_LENGTH).slice(), now };
+    const evicted = this.opening.addCandidate(install, { itrPublic: offer.publicKey.slice(), ourPublic: own.publicKey, authentication }, now + CANDIDATE_TTL_MS);
+    return { publicKey: own.publicKey, outcome: 'candidate', evicted };
   }
+}
+
+function sameAuthentication(a: SessionAuthentication, b: SessionAuthentication): boolean {
+  return a.kind === b.kind && (a.kind === 'unauthenticated' || (b.kind === 'crypto-eid' && a.peerEid === b.peerEid));
 }

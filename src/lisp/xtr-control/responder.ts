@@ -8,9 +8,15 @@
 //   an unencapsulated request (probes).
 // - Our key goes on every one of our locators (lispers.net does the same), in the AFI-List form
 //   lispers.net sends unless `form: 'direct'` is chosen; the resolver reads both.
-// - One X25519 pair for the responder, generated at the first keyed request and kept for the
-//   process lifetime (lispers.net: a restart makes new pairs). Keys differ per ITR because each
-//   ITR offers its own public key.
+// - A fresh X25519 pair for every new offer (key-exchange.ts LocatorOpening): the key it leads to
+//   is a candidate until a packet from that locator proves it. A re-offer of a key we hold is
+//   answered with the same public key (lispers.net re-offers its pair in every probe).
+// - The key is for the locator the offer came from: a probe's outer source must be the locator
+//   its Security Key LCAF names (else it is answered without a key); a Map-Request forwarded by a
+//   map-server (E) comes from the map-server, so its key is for the LCAF's locator, and our
+//   answer goes there and nowhere else.
+// - Bounded: at most `maxUnproven` locators holding only candidates (the oldest go first) and
+//   `maxPeers` in all (then the unproven, then the longest idle go).
 // - A request WITHOUT a Security Key does NOT delete the ITR's opening keys (lispers.net deletes
 //   them). Map-Requests are unauthenticated UDP: anyone could otherwise strip any ITR's keys by
 //   spoofing its RLOC. Keys go when replaced (grace period) or when `forget` is called; an ITR
@@ -19,7 +25,6 @@
 import type { CipherBackend } from '../../crypto/cipher-backend.js';
 import type { CipherSuite } from '../../crypto/cipher-suite.js';
 import type { KeyId, SessionLimits } from '../../crypto/session.js';
-import type { X25519KeyPair } from '../../crypto/x25519-kdf.js';
 import { ip, withInstanceId, type Address } from '../address.js';
 import { decodeControl, encodeControl } from '../control.js';
 import type { EtrPeer } from '../etr.js';
@@ -29,7 +34,7 @@ import type { MapReply } from '../map-reply.js';
 import { MAP_REQUEST_DEFAULTS, type MapRequest } from '../map-request.js';
 import { prefixCovers, prefixOfEid, type EidPrefix } from '../prefix.js';
 import { REPLY_DESTINATION_REFUSALS, replyDestinationRefusal } from '../reply-destination.js';
-import { generateKeyPair, ipOf, keyedLocator, LocatorOpening, offeredKey, type KeyedLocatorForm, type Random } from './key-exchange.js';
+import { ipOf, keyedLocator, LocatorOpening, offeredKey, UNAUTHENTICATED, type KeyedLocatorForm, type OfferedKey, type Random } from './key-exchange.js';
 
 export interface ResponderOptions {
   readonly instanceId: number;
@@ -52,7 +57,18 @@ export interface ResponderOptions {
   /** EtrPeer.acceptClear for ITRs we hold keys for. */
   readonly acceptClear: boolean;
   readonly random: Random;
+  /** Bounds on per-ITR key state; defaults DEFAULT_RESPONDER_LIMITS. */
+  readonly limits?: Partial<ResponderLimits>;
 }
+
+export interface ResponderLimits {
+  /** ITR locators holding only unproven candidate keys. */
+  readonly maxUnproven: number;
+  /** ITR locators holding any key. */
+  readonly maxPeers: number;
+}
+
+export const DEFAULT_RESPONDER_LIMITS: ResponderLimits = { maxUnproven: 1024, maxPeers: 16384 };
 
 export type ResponderAction = { readonly kind: 'send'; readonly what: 'map-reply' | 'smr'; readonly to: string; readonly port: number; readonly bytes: Uint8Array };
 
@@ -70,7 +86,16 @@ export const RESPONDER_COUNTERS = [
   'no-record',
   'not-our-eid',
   'no-itr-rloc',
-  'key-installed',
+  /** A new offer: a candidate key under a fresh pair of ours. */
+  'key-candidate',
+  /** An offer of a key we hold: answered with the same public key, nothing changed. */
+  'key-unchanged',
+  /** A probe whose Security Key LCAF names another locator than the one it came from. */
+  'key-offer-not-from-locator',
+  /** The key's locator is of a family we have no locator of: no answer could reach it. */
+  'key-locator-unreachable',
+  'key-candidate-evicted',
+  'peer-evicted',
   'key-refused-suite',
   'key-suite-not-enabled',
   'key-malformed',
@@ -90,19 +115,28 @@ export interface RequestOrigin {
 
 export class Responder {
   readonly counters = new Map<ResponderCounter, number>();
-  private pair: X25519KeyPair | undefined;
+  private readonly limits: ResponderLimits;
   /** Opening state per ITR locator address text. */
   private readonly openings = new Map<string, LocatorOpening>();
+  /** Locators whose keys are all unproven, oldest first. */
+  private readonly unproven = new Set<string>();
   private readonly v4 = new Map<number, LocatorOpening>();
   private readonly v6 = new Map<string, LocatorOpening>();
   /** ITR-RLOCs we answered, and when: the ITRs that may cache our mapping (for SMRs). */
   private readonly requesters = new Map<string, number>();
 
-  constructor(private readonly options: ResponderOptions) {}
+  constructor(private readonly options: ResponderOptions) {
+    this.limits = { ...DEFAULT_RESPONDER_LIMITS, ...options.limits };
+  }
 
-  /** Our responder public key, once generated. */
-  get publicKey(): Uint8Array | undefined {
-    return this.pair?.publicKey;
+  /** How many ITR locators we hold keys for, and how many of them only unproven ones. */
+  get peerCounts(): { readonly peers: number; readonly unproven: number } {
+    return { peers: this.openings.size, unproven: this.unproven.size };
+  }
+
+  /** Every ITR locator we hold keys for. */
+  allOpenings(): IterableIterator<LocatorOpening> {
+    return this.openings.values();
   }
 
   openingFor(address: string): LocatorOpening | undefined {
@@ -125,12 +159,17 @@ export class Responder {
     if (!o) return;
     o.opening.close();
     this.openings.delete(address);
+    this.unproven.delete(address);
     this.index(address, undefined);
   }
 
-  /** Drops opening keys whose grace period is over. */
+  /** Drops keys whose grace period (or a candidate's wait) is over, and locators left without any. */
   expire(now: number): void {
-    for (const o of this.openings.values()) o.opening.expire(now);
+    for (const [address, o] of this.openings) {
+      o.opening.expire(now);
+      if (o.opening.keys().length === 0) this.forget(address);
+      else if (o.opening.proven) this.unproven.delete(address);
+    }
   }
 
   /** A datagram on UDP 4342 that is a Map-Request or an ECM holding one. */
@@ -150,17 +189,17 @@ export class Responder {
         this.count('ecm-not-to-etr');
         return [];
       }
-      return this.handleRequest(m.message, m.udp.sourcePort, from, now);
+      return this.handleRequest(m.message, m.udp.sourcePort, from, true, now);
     }
     if (m.type !== 'map-request') {
       this.count('not-a-map-request');
       return [];
     }
-    return this.handleRequest(m, from.port, from, now);
+    return this.handleRequest(m, from.port, from, false, now);
   }
 
   /** Answers `request` to its first usable ITR-RLOC at `replyPort`. */
-  private handleRequest(request: MapRequest, replyPort: number, from: RequestOrigin, now: number): ResponderAction[] {
+  private handleRequest(request: MapRequest, replyPort: number, from: RequestOrigin, forwarded: boolean, now: number): ResponderAction[] {
     const probedRloc = from.to;
     if (request.smr) {
       // SMRs ask us, as an ITR, to re-resolve: the resolver's job, not an answer.
@@ -179,8 +218,12 @@ export class Responder {
       return [];
     }
     const ourFamilies = new Set(this.options.rlocs.map((r) => (r.includes(':') ? 6 : 4)));
-    // Only a family we have a locator (and so a socket) of: another one could not be sent to.
-    const destination = request.itrRlocs.map((a) => ipOf(a)).find((r) => r && ourFamilies.has(r.family));
+    const first = request.itrRlocs[0];
+    const offer = first ? offeredKey(first) : { kind: 'none' as const };
+    const keyLocator = offer.kind === 'key' && first ? this.keyLocator(first, forwarded, from, ourFamilies) : undefined;
+    // Only a family we have a locator (and so a socket) of: another one could not be sent to. A
+    // key we accept is answered at its own locator only (whoever reads the answer can derive it).
+    const destination = keyLocator ?? request.itrRlocs.map((a) => ipOf(a)).find((r) => r && ourFamilies.has(r.family));
     if (!destination) {
       this.count('no-itr-rloc');
       return [];
@@ -191,9 +234,7 @@ export class Responder {
       return [];
     }
     this.remember(destination.address, now);
-    const first = request.itrRlocs[0];
-    const itrAddress = first && ipOf(first)?.address;
-    const key = first && itrAddress ? this.keyFor(first, itrAddress, now) : undefined;
+    const key = keyLocator && offer.kind === 'key' ? this.keyFor(offer, keyLocator.address, now) : this.countOffer(offer);
     const probed = request.probe ? (probedRloc ?? this.options.rlocs.find((r) => (r.includes(':') ? 6 : 4) === destination.family)) : undefined;
     const locators: LocatorRecord[] = this.options.rlocs.map((r) => {
       const plain = ip(r);
@@ -232,41 +273,91 @@ export class Responder {
     return [{ kind: 'send', what: 'map-reply', to: destination.address, port: replyPort, bytes: encodeControl(reply) }];
   }
 
-  /** The key exchange for the ITR behind `itrAddress`; our key to put in the reply, if any. */
-  private keyFor(first: Address, itrAddress: string, now: number): { readonly suite: CipherSuite; readonly keyId: KeyId; readonly publicKey: Uint8Array } | undefined {
-    const offer = offeredKey(first);
-    switch (offer.kind) {
-      case 'none':
-        return undefined;
-      case 'refused':
-        this.count('key-refused-suite');
-        return undefined;
-      case 'malformed':
-        this.count('key-malformed');
-        return undefined;
-      case 'key':
-        break;
+  /**
+   * The locator an offered key is for, when we may agree one with it: the probe's own source (a
+   * stranger naming another locator gets no key), or for a forwarded request the LCAF's locator.
+   */
+  private keyLocator(first: Address, forwarded: boolean, from: RequestOrigin, ourFamilies: ReadonlySet<number>): { readonly family: 4 | 6; readonly address: string } | undefined {
+    const named = ipOf(first);
+    if (!named) return undefined;
+    if (!forwarded && named.address !== from.address) {
+      this.count('key-offer-not-from-locator');
+      return undefined;
     }
+    if (!ourFamilies.has(named.family)) {
+      this.count('key-locator-unreachable');
+      return undefined;
+    }
+    return named;
+  }
+
+  /** Counts an offer we answer without a key; always undefined. */
+  private countOffer(offer: OfferedKey): undefined {
+    if (offer.kind === 'refused') this.count('key-refused-suite');
+    if (offer.kind === 'malformed') this.count('key-malformed');
+    return undefined;
+  }
+
+  /** The key exchange with the ITR at `itrAddress`; our key to put in the reply, if any. */
+  private keyFor(offer: Extract<OfferedKey, { kind: 'key' }>, itrAddress: string, now: number): { readonly suite: CipherSuite; readonly keyId: KeyId; readonly publicKey: Uint8Array } | undefined {
     const enc = this.options.encryption;
     if (!enc || !(enc.suites ?? [5, 2]).includes(offer.suite)) {
       this.count('key-suite-not-enabled');
       return undefined;
     }
-    this.pair ??= generateKeyPair(this.options.random);
     let opening = this.openings.get(itrAddress);
-    const fresh = opening === undefined;
-    opening ??= new LocatorOpening(itrAddress, enc.backend, { acceptClear: this.options.acceptClear, ...(enc.limits && { limits: enc.limits }) });
-    try {
-      if (opening.accept(this.pair, offer, this.options.random, now) === 'installed') this.count('key-installed');
-    } catch {
-      this.count('key-derivation-failed');
-      return undefined;
-    }
-    if (fresh) {
+    if (!opening) {
+      opening = new LocatorOpening(itrAddress, enc.backend, { acceptClear: this.options.acceptClear, ...(enc.limits && { limits: enc.limits }) });
       this.openings.set(itrAddress, opening);
       this.index(itrAddress, opening);
     }
-    return { suite: offer.suite, keyId: offer.keyId, publicKey: this.pair.publicKey };
+    let answer: ReturnType<LocatorOpening['answer']>;
+    try {
+      answer = opening.answer(offer, UNAUTHENTICATED, this.options.random, now);
+    } catch {
+      this.count('key-derivation-failed');
+      if (opening.opening.keys().length === 0) this.forget(itrAddress);
+      return undefined;
+    }
+    this.count(answer.outcome === 'candidate' ? 'key-candidate' : 'key-unchanged');
+    if (answer.evicted > 0) this.count('key-candidate-evicted', answer.evicted);
+    if (!opening.opening.proven) {
+      this.unproven.delete(itrAddress);
+      this.unproven.add(itrAddress);
+    }
+    this.bound(itrAddress);
+    return { suite: offer.suite, keyId: offer.keyId, publicKey: answer.publicKey };
+  }
+
+  /** Keeps the per-ITR state within its limits; `keep` (the locator just answered) stays. */
+  private bound(keep: string): void {
+    while (this.unproven.size > this.limits.maxUnproven || this.openings.size > this.limits.maxPeers) {
+      const unproven = this.oldestUnproven(keep);
+      const victim = unproven ?? (this.openings.size > this.limits.maxPeers ? this.idlest(keep) : undefined);
+      if (victim === undefined) break;
+      this.forget(victim);
+      this.count(unproven !== undefined ? 'key-candidate-evicted' : 'peer-evicted');
+    }
+  }
+
+  /** The oldest locator other than `keep` still holding only candidates (proven ones leave the set on the way). */
+  private oldestUnproven(keep: string): string | undefined {
+    for (const address of this.unproven) {
+      if (this.openings.get(address)?.opening.proven) this.unproven.delete(address);
+      else if (address !== keep) return address;
+    }
+    return undefined;
+  }
+
+  /** The proven locator that has gone longest without a packet. */
+  private idlest(keep: string): string | undefined {
+    let best: { readonly address: string; readonly at: number } | undefined;
+    for (const [address, o] of this.openings) {
+      if (address === keep) continue;
+      const at = o.opening.lastOpenedAt;
+      if (!best || at < best.at) best = { address, at };
+    }
+    return best?.address;
   }
 
   private index(address: string, opening: LocatorOpening | undefined): void {
@@ -323,8 +414,8 @@ export class Responder {
     return out;
   }
 
-  private count(c: ResponderCounter): void {
-    this.counters.set(c, (this.counters.get(c) ?? 0) + 1);
+  private count(c: ResponderCounter, n = 1): void {
+    this.counters.set(c, (this.counters.get(c) ?? 0) + n);
   }
 }
 

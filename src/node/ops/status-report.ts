@@ -52,6 +52,10 @@ export interface SessionRow {
   readonly keyAgeSeconds: number | null;
   /** Packets sealed under the current key (out); null where not counted (in). */
   readonly packets: number | null;
+  /** How the key agreement was authenticated: 'static key', 'unauthenticated', 'authenticated (crypto-EID …)'. */
+  readonly authentication: string;
+  /** In: keys agreed but not yet proven by a packet (a rekey under way, or offers nobody used). */
+  readonly candidates?: number;
 }
 
 export interface RegistrationRow {

@@ -77,9 +77,6 @@ type DatagramOutcome = (typeof DATAGRAM_OUTCOMES)[number];
 /** Sends whose destination came out of a received datagram, not our configuration. */
 const UNTRUSTED_SENDS: ReadonlySet<string> = new Set(['map-reply', 'smr', 'rloc-probe']);
 
-/** Bound on the ITRs whose inbound key time is remembered for status output. */
-const MAX_INBOUND_KEYS = 4096;
-
 export class XtrControlPlane {
   private timer: NodeJS.Timeout | undefined;
   private received = 0;
@@ -90,8 +87,6 @@ export class XtrControlPlane {
   private readonly random = (n: number): Uint8Array => randomBytes(n);
   readonly registrations = new RegistrationCounters();
   private readonly replies = new ReplyTimer();
-  /** ITR locator -> when the responder last installed an opening key for it (Date.now()). */
-  private readonly inboundKeyAt = new Map<string, number>();
 
   private constructor(
     private readonly socket: Socket,
@@ -211,17 +206,9 @@ export class XtrControlPlane {
     }
   }
 
-  /** The responder's answer; an installed opening key is remembered (its age shows in status). */
+  /** The responder's answer to a Map-Request, a probe or a forwarded ECM. */
   private respond(bytes: Uint8Array, address: string, port: number, now: number): void {
-    const before = this.responder.counters.get('key-installed') ?? 0;
     const actions = this.responder.receive(bytes, { address, port }, now);
-    if ((this.responder.counters.get('key-installed') ?? 0) > before) {
-      for (const a of actions) {
-        this.inboundKeyAt.delete(a.to);
-        this.inboundKeyAt.set(a.to, now);
-      }
-      if (this.inboundKeyAt.size > MAX_INBOUND_KEYS) this.inboundKeyAt.delete(this.inboundKeyAt.keys().next().value ?? '');
-    }
     this.act(actions, address);
   }
 
@@ -321,11 +308,6 @@ export class XtrControlPlane {
     if (removed.length > 0) this.localMappingsChanged(removed);
   }
 
-  /** When the responder last installed an opening key for each ITR locator. */
-  inboundKeys(): ReadonlyMap<string, number> {
-    return this.inboundKeyAt;
-  }
-
   private tick(): void {
     try {
       const now = Date.now();
@@ -350,6 +332,8 @@ export class XtrControlPlane {
     /** Every datagram received on 4342, by what became of it; sends refused or failed, by reason. */
     readonly datagrams: { readonly received: number; readonly outcomes: Readonly<Record<string, number>> };
     readonly sendRefused: Readonly<Record<string, number>>;
+    /** ITR locators the responder holds keys for, and how many of them only unproven candidates. */
+    readonly inboundPeers: { readonly peers: number; readonly unproven: number };
     /** Map-Registers sent, Map-Notifies taken, unanswered rounds, per map-server (address:port). */
     readonly registrationTotals: Readonly<Record<string, RegistrationTotals>>;
   } {
@@ -362,6 +346,7 @@ export class XtrControlPlane {
       heldDiscarded: this.discarded,
       datagrams: { received: this.received, outcomes: this.outcomes.snapshot() },
       sendRefused: this.sender.refused.snapshot(),
+      inboundPeers: this.responder.peerCounts,
     };
   }
 

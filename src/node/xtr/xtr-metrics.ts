@@ -44,10 +44,14 @@ export function registerXtrMetrics(metrics: DaemonMetrics, node: { stats(): XtrS
   metrics.gauge('lispnode_registered', 'Whether the map-server acknowledges our registration (1) or not (0)', ['map_server'], () =>
     (stats().control?.registration?.mapServers ?? []).map((s): Sample => [{ map_server: `${s.address}:${s.port}` }, s.state === 'registered' ? 1 : 0]),
   );
-  metrics.counter('lispnode_keys_installed_total', 'Data-plane keys installed by key exchange (first keys and rekeys), ITR side (sealing) and ETR side (opening)', ['side'], () => [
+  metrics.counter('lispnode_keys_installed_total', 'Data-plane keys from key exchange (first keys and rekeys): ITR side installed for sealing, ETR side candidates answered (current once a packet proves them)', ['side'], () => [
     [{ side: 'itr' }, stats().control?.resolver?.['key-installed'] ?? 0],
-    [{ side: 'etr' }, stats().control?.responder['key-installed'] ?? 0],
+    [{ side: 'etr' }, stats().control?.responder['key-candidate'] ?? 0],
   ]);
+  metrics.gauge('lispnode_etr_peers', 'ITR locators the ETR holds keys for: proven (a packet opened under a current key) or holding only unproven candidates', ['state'], () => {
+    const p = stats().control?.inboundPeers;
+    return p ? [[{ state: 'proven' }, p.peers - p.unproven], [{ state: 'unproven' }, p.unproven]] : [];
+  });
   metrics.counter('lispnode_control_events_total', 'Control-plane events of the resolver (ITR) and responder (ETR), by name', ['plane', 'event'], () => {
     const c = stats().control;
     return [

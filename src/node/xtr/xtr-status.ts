@@ -1,6 +1,7 @@
 // The xTR's status report (ops/status-report.ts) from its live parts: the map-cache with TTLs and
 // probed reachability, the data-plane sessions of both directions (static keys and exchanged
 // ones), the registrations per map-server, drops and traffic. Read-only; called per request.
+import { describeAuthentication } from '../../lisp/xtr-control/key-exchange.js';
 import type { KeyId } from '../../crypto/session.js';
 import type { ItrPeer } from '../../lisp/itr.js';
 import type { MapCache } from '../../lisp/map-cache.js';
@@ -101,9 +102,10 @@ function sessions(p: XtrStatusParts, now: number): SessionRow[] {
   const rows: SessionRow[] = [];
   for (const peer of p.staticPeers.all()) {
     const sealing = peer.itr.sealing;
-    if (sealing) rows.push({ peer: peer.address, direction: 'out', origin: 'static', keyId: sealing.current?.keyId ?? null, keyAgeSeconds: seconds(now - peer.keyedAt), packets: sealing.packetsSealed });
+    const authentication = 'static key';
+    if (sealing) rows.push({ peer: peer.address, direction: 'out', origin: 'static', keyId: sealing.current?.keyId ?? null, keyAgeSeconds: seconds(now - peer.keyedAt), packets: sealing.packetsSealed, authentication });
     const opening = peer.etr.opening;
-    if (opening) rows.push({ peer: peer.address, direction: 'in', origin: 'static', keyId: KEY_IDS.find((k) => opening.hasKey(k)) ?? null, keyAgeSeconds: seconds(now - peer.keyedAt), packets: null });
+    if (opening) rows.push({ peer: peer.address, direction: 'in', origin: 'static', keyId: KEY_IDS.find((k) => opening.hasKey(k)) ?? null, keyAgeSeconds: seconds(now - peer.keyedAt), packets: null, authentication });
   }
   const control = p.control;
   if (!control) return rows;
@@ -111,14 +113,14 @@ function sessions(p: XtrStatusParts, now: number): SessionRow[] {
   for (const e of p.mapCache.entries()) if (e.origin === 'learned') for (const l of e.locators) learned.add(l.address);
   for (const address of learned) {
     const s = control.resolver?.sealingFor(address);
-    if (s?.keyed) rows.push({ peer: address, direction: 'out', origin: 'exchanged', keyId: s.keyId ?? null, keyAgeSeconds: seconds(now - s.installedAt), packets: s.sealing.packetsSealed });
+    if (s?.keyed) rows.push({ peer: address, direction: 'out', origin: 'exchanged', keyId: s.keyId ?? null, keyAgeSeconds: seconds(now - s.installedAt), packets: s.sealing.packetsSealed, authentication: describeAuthentication(s.authentication) });
   }
-  const inbound = control.inboundKeys();
-  for (const address of new Set([...learned, ...inbound.keys()])) {
-    const o = control.responder.openingFor(address);
-    if (o?.current === undefined) continue;
-    const at = inbound.get(address);
-    rows.push({ peer: address, direction: 'in', origin: 'exchanged', keyId: o.current, keyAgeSeconds: at === undefined ? null : seconds(now - at), packets: null });
+  // Proven inbound sessions only: unproven candidates are counted, not listed (a flood of offers would fill the page).
+  for (const o of control.responder.allOpenings()) {
+    const auth = o.authentication;
+    if (o.current === undefined || !auth) continue;
+    const installed = o.opening.keys().find((k) => k.role === 'current' && k.keyId === o.current)?.installedAt;
+    rows.push({ peer: o.address, direction: 'in', origin: 'exchanged', keyId: o.current, keyAgeSeconds: installed === undefined ? null : seconds(now - installed), packets: null, authentication: describeAuthentication(auth), candidates: o.candidates });
   }
   return rows;
 }
