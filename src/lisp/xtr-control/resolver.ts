@@ -26,9 +26,10 @@ import type { ItrPeer } from '../itr.js';
 import { ECM_DEFAULTS, type Ecm } from '../ecm.js';
 import { formatIpv4, formatIpv6, parseIpv4, parseIpv6 } from '../ip-text.js';
 import type { IpHeader } from '../ip-udp.js';
-import { TTL_SECONDS_FLAG, type MapCache, type MapCacheLocator } from '../map-cache.js';
+import { TTL_SECONDS_FLAG, type MapCache, type MapCacheLocator, type PositiveEntry } from '../map-cache.js';
 import type { MapReply } from '../map-reply.js';
 import { MAP_REQUEST_DEFAULTS, type MapRequest } from '../map-request.js';
+import { familyBits, prefixCovers, prefixOfEid } from '../prefix.js';
 import { ACTION, EID_RECORD_DEFAULTS, type EidRecord, type LocatorRecord } from '../records.js';
 import { createItrPeer, generateKeyPair, ipOf, LocatorSealing, offeredKey, securityKeyAddress, type Random } from './key-exchange.js';
 
@@ -93,9 +94,19 @@ export interface ResolverOptions<S> {
    * (lisp-protocol.md §5.5, lispers.net's format), so map-servers can apply lookup policies to us.
    */
   readonly signer?: { readonly instanceId: number; readonly eid: string; readonly scalar: Uint8Array };
+  /** Upper bound on a learned mapping's lifetime, whatever its TTL says; default DEFAULT_MAX_LEARNED_TTL_MINUTES. */
+  readonly maxLearnedTtlMinutes?: number;
 }
 
-export type HeldDropReason = 'resolution-failed' | 'negative-reply';
+/**
+ * An hour. The answering ETR chooses a mapping's TTL (usually a day): a wrong mapping (a lie the
+ * resolver cannot tell from the truth, or a change whose SMR was lost or rate-limited) would
+ * stay that long. An hour costs one Map-Request (and one key exchange) per mapping in use per hour.
+ */
+export const DEFAULT_MAX_LEARNED_TTL_MINUTES = 60;
+
+/** 'not-installed': no record of the reply answered the request, or the map-cache refused it (full, static). */
+export type HeldDropReason = 'resolution-failed' | 'negative-reply' | 'not-installed';
 
 export type ResolverAction =
   | { readonly kind: 'send'; readonly what: 'map-request' | 'rloc-probe'; readonly to: string; readonly port: number; readonly bytes: Uint8Array }
@@ -119,6 +130,12 @@ export const RESOLVER_COUNTERS = [
   'not-a-map-reply',
   'map-reply-unknown-nonce',
   'map-reply-record-ignored',
+  /** A record whose prefix does not contain the requested EID (another EID, instance or family). */
+  'map-reply-record-outside-request',
+  /** A record containing the requested EID, but a more specific one (or an earlier one as specific) answered. */
+  'map-reply-record-superseded',
+  /** The answering record was not installed: the map-cache holds its maximum of learned entries. */
+  'map-cache-full',
   'map-reply-negative',
   'key-installed',
   'key-refused-suite',
@@ -184,9 +201,12 @@ export class Resolver<S> {
   private tokens: number;
   private tokensAt: number | undefined;
   private heldBytes = 0;
+  private readonly maxLearnedTtlMinutes: number;
 
   constructor(private readonly options: ResolverOptions<S>) {
     this.timers = { ...DEFAULT_RESOLVER_TIMERS, ...options.timers };
+    this.maxLearnedTtlMinutes = options.maxLearnedTtlMinutes ?? DEFAULT_MAX_LEARNED_TTL_MINUTES;
+    if (!(this.maxLearnedTtlMinutes > 0)) throw new RangeError(`maxLearnedTtlMinutes ${this.maxLearnedTtlMinutes}`);
     this.hold = { ...DEFAULT_HOLD_LIMITS, ...options.hold };
     this.tokens = this.timers.globalBurst;
     if (!Number.isInteger(options.controlPort) || options.controlPort < 1 || options.controlPort > 0xffff) throw new RangeError(`control port ${options.controlPort}`);
@@ -442,32 +462,61 @@ export class Resolver<S> {
   private resolutionReply(p: Pending, resolverIndex: number, reply: MapReply, now: number): ResolverAction[] {
     this.finish(p);
     this.preferredResolver = resolverIndex;
-    let positive = false;
-    for (const record of reply.records) {
-      const outcome = this.options.mapCache.insertRecord(p.iid, record, now);
-      if (outcome.outcome === 'ignored') {
-        this.count('map-reply-record-ignored');
-        continue;
-      }
-      if (outcome.outcome === 'removed') continue;
-      const entry = outcome.entry;
-      if (entry.kind === 'negative') {
-        this.count('map-reply-negative');
-        continue;
-      }
-      positive = true;
-      for (const l of entry.locators) {
+    const record = this.answeringRecord(p, reply.records);
+    const installed = record ? this.install(p, record, now) : 'not-installed';
+    if (record && typeof installed === 'object') {
+      for (const l of installed.locators) {
         if (p.pair && l.record) this.exchange(l.address, p.pair, l.record, 'resolution', now);
-        this.ensureProbe(l.address, l.family, entry.prefix.instanceId, record, now);
+        this.ensureProbe(l.address, l.family, installed.prefix.instanceId, record, now);
         const probe = this.probes.get(l.address);
         if (probe && !probe.reachable) l.reachable = false;
         l.state = this.options.attach(l, this.keyedSealing(l.address));
       }
     }
     if (p.held.length === 0) return [];
-    return positive
+    return typeof installed === 'object'
       ? [{ kind: 'reinject', iid: p.iid, packets: p.held }]
-      : [{ kind: 'discard', iid: p.iid, reason: 'negative-reply', count: p.held.length }];
+      : [{ kind: 'discard', iid: p.iid, reason: installed === 'negative' ? 'negative-reply' : 'not-installed', count: p.held.length }];
+  }
+
+  /**
+   * The one record of a reply that answers the request: of those whose prefix contains the
+   * requested host EID (same instance and family), the most specific. Anything else would let the
+   * answering ETR — any registered site member, for its own prefix — map other nodes' EIDs to
+   * itself. A less specific covering record changes nothing for the requested EID (the longer one
+   * wins every lookup of it) and would only capture the other EIDs it spans, so it is not
+   * installed either; nor is a second record as specific as the first.
+   */
+  private answeringRecord(p: Pending, records: readonly EidRecord[]): EidRecord | undefined {
+    const host = prefixOfEid(ip(p.eid), familyBits(p.family), p.iid);
+    let best: { readonly record: EidRecord; readonly length: number } | undefined;
+    for (const record of records) {
+      const prefix = prefixOfEid(record.eid, record.eidMaskLength, p.iid);
+      if (!host || !prefix || !prefixCovers(prefix, host)) {
+        this.count('map-reply-record-outside-request');
+        continue;
+      }
+      if (best) this.count('map-reply-record-superseded');
+      if (!best || prefix.length > best.length) best = { record, length: prefix.length };
+    }
+    return best?.record;
+  }
+
+  /** Puts the answering record into the map-cache: the positive entry, or what became of it. */
+  private install(p: Pending, record: EidRecord, now: number): PositiveEntry<S> | 'negative' | 'not-installed' {
+    const outcome = this.options.mapCache.insertRecord(p.iid, record, now, { maxTtlMinutes: this.maxLearnedTtlMinutes });
+    switch (outcome.outcome) {
+      case 'ignored':
+        this.count(outcome.reason === 'cache-full' ? 'map-cache-full' : 'map-reply-record-ignored');
+        return 'not-installed';
+      case 'removed':
+        return 'negative';
+      case 'inserted':
+      case 'replaced':
+        if (outcome.entry.kind === 'positive') return outcome.entry;
+        this.count('map-reply-negative');
+        return 'negative';
+    }
   }
 
   // ------------------------------------------------------------------ keys
