@@ -25,7 +25,7 @@ import { MAP_REQUEST_DEFAULTS, type MapRequest } from '../src/lisp/map-request.j
 import { formatPrefix, prefix, prefixCovers, prefixOfEid, type EidPrefix } from '../src/lisp/prefix.js';
 import { ACTION, EID_RECORD_DEFAULTS, LOCATOR_DEFAULTS, type EidRecord, type LocatorRecord } from '../src/lisp/records.js';
 import { offeredKey, securityKeyAddress, type KeyedLocatorForm } from '../src/lisp/xtr-control/key-exchange.js';
-import { itrPeerAttach, Resolver, type ResolverAction, type ResolverTimers } from '../src/lisp/xtr-control/resolver.js';
+import { DEFAULT_RESOLVER_TIMERS, itrPeerAttach, Resolver, type ResolverAction, type ResolverTimers } from '../src/lisp/xtr-control/resolver.js';
 import { Responder, type ResponderAction } from '../src/lisp/xtr-control/responder.js';
 import { LINKTYPE_RAW, writePcap } from '../src/node/pcap-file.js';
 import { controlPacket } from './support/ip-packet.js';
@@ -726,6 +726,36 @@ test('learned lifetimes are bounded by maxLearnedTtlMinutes whatever TTL the ETR
   assert.equal(again.expiresAt, t1 + bound);
   // A bound of 0 would make every answer a deletion.
   assert.throws(() => new XtrNode(A, { maxLearnedTtlMinutes: 0 }), RangeError);
+});
+
+test("an SMR flood from a peer's locator: one SMR-invoked re-resolution (and so one rekey) per mapping per smrIntervalMs", () => {
+  const { net, a, b } = world();
+  net.run(a, a.resolver.miss(0, eidBytes('192.0.2.18'), T0), T0);
+  const smr = b.responder.solicitMapRequests(T0 + 1000)[0]?.bytes ?? new Uint8Array();
+  const decoded = decodeControl(smr);
+  assert.ok(decoded.ok && decoded.value.type === 'map-request' && decoded.value.smr);
+  // Every host of B's /28 named in one SMR is still one mapping.
+  const everyHost = encodeControl({ ...decoded.value, records: Array.from({ length: 16 }, (_, i) => ({ reserved: 0, eidMaskLength: 32, eid: ip(`192.0.2.${16 + i}`) })) });
+  const start = T0 + 5000;
+  let requests = 0;
+  let records = 0;
+  for (let i = 0; i < 300; i++) {
+    const now = start + i * 100;
+    const actions = a.resolver.smr(i % 2 === 0 ? smr : everyHost, B.rloc, now);
+    records += i % 2 === 0 ? 1 : 16;
+    requests += sends(actions).length;
+    net.run(a, actions, now);
+  }
+  assert.equal(requests, 1, 'one re-resolution in 30 s');
+  assert.equal(a.resolver.counters.get('smr-honoured'), 1);
+  assert.equal(a.resolver.counters.get('smr-rate-limited'), records - 1);
+  assert.equal(a.resolver.counters.get('key-installed'), 2, 'the first resolution and the one SMR-invoked');
+  assert.equal(b.responder.counters.get('key-installed'), 2);
+  // The next interval allows the next one.
+  const next = start + DEFAULT_RESOLVER_TIMERS.smrIntervalMs;
+  assert.equal(sends(a.resolver.smr(smr, B.rloc, next - 1)).length, 0);
+  assert.equal(sends(a.resolver.smr(smr, B.rloc, next)).length, 1);
+  assert.equal(a.resolver.counters.get('smr-honoured'), 2);
 });
 
 test('an RLOC-probe reply never installs, replaces or removes map-cache entries, whatever records it carries', () => {

@@ -29,7 +29,7 @@ import type { IpHeader } from '../ip-udp.js';
 import { TTL_SECONDS_FLAG, type MapCache, type MapCacheLocator, type PositiveEntry } from '../map-cache.js';
 import type { MapReply } from '../map-reply.js';
 import { MAP_REQUEST_DEFAULTS, type MapRequest } from '../map-request.js';
-import { familyBits, prefixCovers, prefixOfEid } from '../prefix.js';
+import { familyBits, formatPrefix, prefixCovers, prefixOfEid } from '../prefix.js';
 import { ACTION, EID_RECORD_DEFAULTS, type EidRecord, type LocatorRecord } from '../records.js';
 import { createItrPeer, generateKeyPair, ipOf, LocatorSealing, offeredKey, securityKeyAddress, type Random } from './key-exchange.js';
 
@@ -48,6 +48,12 @@ export interface ResolverTimers {
   readonly probeIntervalMs: number;
   readonly probeReplyWaitMs: number;
   readonly probeMissedLimit: number;
+  /**
+   * At most one SMR-invoked re-resolution per cached mapping in this interval. Each one is a
+   * Map-Request and a new key pair, and an SMR is only as good as its source address: anyone who
+   * can spoof a peer's locator could otherwise have us re-resolve and rekey at will.
+   */
+  readonly smrIntervalMs: number;
 }
 
 export const DEFAULT_RESOLVER_TIMERS: ResolverTimers = {
@@ -59,6 +65,11 @@ export const DEFAULT_RESOLVER_TIMERS: ResolverTimers = {
   probeIntervalMs: 10_000,
   probeReplyWaitMs: 15_000,
   probeMissedLimit: 3,
+  // One change of an ETR's mappings sends one SMR per prefix, at once: the first is honoured. A
+  // forged flood then costs one Map-Request and one key pair per mapping per 30 s. An SMR
+  // refused here is not retried by anyone: a second real change within 30 s reaches us when the
+  // mapping's lifetime runs out, which the TTL bound (maxLearnedTtlMinutes) keeps short.
+  smrIntervalMs: 30_000,
 };
 
 export interface HoldLimits {
@@ -150,6 +161,8 @@ export const RESOLVER_COUNTERS = [
   'locator-up',
   'smr-honoured',
   'smr-ignored',
+  /** An SMR for a mapping already re-resolved for an SMR within smrIntervalMs. */
+  'smr-rate-limited',
 ] as const;
 export type ResolverCounter = (typeof RESOLVER_COUNTERS)[number];
 
@@ -202,6 +215,8 @@ export class Resolver<S> {
   private tokensAt: number | undefined;
   private heldBytes = 0;
   private readonly maxLearnedTtlMinutes: number;
+  /** Mapping (prefix text) -> when an SMR for it was last honoured; oldest first (Map order). */
+  private readonly smrHonouredAt = new Map<string, number>();
 
   constructor(private readonly options: ResolverOptions<S>) {
     this.timers = { ...DEFAULT_RESOLVER_TIMERS, ...options.timers };
@@ -287,7 +302,8 @@ export class Resolver<S> {
    * A Solicit-Map-Request (a Map-Request with S) from `from`: an ETR says its mapping changed. It
    * is honoured only for EIDs whose cached mapping lists `from` among its locators — anyone else
    * could otherwise make us query at will — and answered with an SMR-invoked (s) Map-Request
-   * through the map-resolver, rate-limited like any other.
+   * through the map-resolver, rate-limited like any other. A source address is easy to forge, so
+   * each mapping is re-resolved for an SMR at most once per `smrIntervalMs` (smr-rate-limited).
    */
   smr(bytes: Uint8Array, from: string, now: number): ResolverAction[] {
     const decoded = decodeControl(bytes);
@@ -309,10 +325,32 @@ export class Resolver<S> {
         this.count('smr-ignored');
         continue;
       }
+      if (!this.smrAllowed(formatPrefix(entry.prefix), now)) {
+        this.count('smr-rate-limited');
+        continue;
+      }
       this.count('smr-honoured');
       out.push(...this.miss(iid, bytes, now, undefined, { smrInvoked: true }));
     }
     return out;
+  }
+
+  /**
+   * Whether an SMR for `mapping` may re-resolve it now, and if so remembers that it did. Entries
+   * are kept in the order they were honoured, so the expired ones are at the front and go first:
+   * the memory holds only the mappings honoured in the last interval.
+   */
+  private smrAllowed(mapping: string, now: number): boolean {
+    const interval = this.timers.smrIntervalMs;
+    for (const [key, at] of this.smrHonouredAt) {
+      if (now - at < interval) break;
+      this.smrHonouredAt.delete(key);
+    }
+    const last = this.smrHonouredAt.get(mapping);
+    if (last !== undefined && now - last < interval) return false;
+    this.smrHonouredAt.delete(mapping);
+    this.smrHonouredAt.set(mapping, now);
+    return true;
   }
 
   /** A datagram from the control socket (our control port); only Map-Replies are ours. */
