@@ -17,7 +17,7 @@ import { loadOperations, operationsSchemaProperties, type OperationsConfig, type
 import { DEFAULT_MAX_LEARNED_TTL_MINUTES } from '../../lisp/xtr-control/resolver.js';
 
 /**
- * The daemon's cap on learned map-cache entries (the map-cache itself has none). A learned entry
+ * The daemon's cap on learned map-cache entries (MapCache alone is unbounded). A learned entry
  * takes about 2.2-2.6 KB of heap (measured with one locator, plain or keyed), so the cap is about
  * 250 MiB. With the default rates (10 Map-Requests/s, one entry per reply) and lifetime bound
  * (60 min) at most about 36,000 entries can exist at once anyway: the cap is the backstop for a
@@ -158,7 +158,7 @@ const schema = {
       required: [],
       properties: {
         'max-entries': { type: 'integer', minimum: 1, maximum: 10_000_000, default: DEFAULT_MAX_LEARNED_ENTRIES },
-        // A day is what ETRs usually ask for; a longer bound would bound nothing.
+        // At most a day, the TTL ETRs usually give: a bound above it would hardly ever bite.
         'max-ttl-minutes': { type: 'integer', minimum: 1, maximum: 1440, default: DEFAULT_MAX_LEARNED_TTL_MINUTES },
       },
     },
