@@ -40,6 +40,7 @@ test('docs/examples/xtr.yaml loads through the real loader with the defaults it 
   assert.equal(c.mapCache[1]?.locators[0]?.weight, 100);
   assert.ok(c.cryptoEid?.eid.startsWith('fd'), 'the crypto-EID is derived from eid.pem');
   assert.equal(c.encryption.mode, 'required');
+  assert.deepEqual(c.learnedMapCache, { maxEntries: 100_000, maxTtlMinutes: 60 });
 });
 
 test('docs/examples/map-server.yaml loads through the real loader', () => {
@@ -91,6 +92,8 @@ const XTR_BROKEN: readonly Broken[] = [
   { what: 'a number or "auto"', from: 'mtu: auto', to: 'mtu: big', path: '/tun/mtu', expected: /expected integer or "auto"$/ },
   { what: 'out of range', from: 'instance-id: 0 ', to: 'instance-id: 16777215 ', path: '/instance-id', expected: /expected a number <= 16777214/ },
   { what: 'YAML syntax', from: 'tun:\n', to: 'tun: [\n', path: 'line', expected: /not valid YAML/ },
+  { what: 'a learned lifetime bound of 0', from: 'max-ttl-minutes: 60 ', to: 'max-ttl-minutes: 0 ', path: '/learned-map-cache/max-ttl-minutes', expected: /expected a number >= 1$/ },
+  { what: 'a learned-entry cap that is not a number', from: 'max-entries: 100000 ', to: 'max-entries: lots ', path: '/learned-map-cache/max-entries', expected: /expected integer$/ },
 ];
 
 const MAP_SERVER_BROKEN: readonly Broken[] = [

@@ -428,6 +428,35 @@ test('an entry is live until exactly now + TTL, then lookups fall back to the co
   assert.equal(short.entry.expiresAt, t0 + 120_000);
 });
 
+test('maxTtlMinutes bounds a learned lifetime whatever the TTL says; shorter TTLs and TTL 0 are untouched', () => {
+  const cache = new MapCache();
+  const t0 = 7_000;
+  const hour = { maxTtlMinutes: 60 };
+  const expiry = (text: string, fields: Partial<EidRecord>, locators = [loc('198.18.0.1')]): number => {
+    const out = cache.insertRecord(0, recordFor(text, locators, fields), t0, hour);
+    assert.ok(out.outcome === 'inserted' || out.outcome === 'replaced', JSON.stringify(out));
+    return out.entry.expiresAt - t0;
+  };
+  assert.equal(expiry('192.0.2.0/28', { ttl: 1440 }), 3_600_000, 'a day asked, an hour kept');
+  assert.equal(expiry('192.0.2.16/28', { ttl: 0xffffffff }), 3_600_000, '"receiver decides" is a day, then bounded');
+  assert.equal(expiry('192.0.2.32/28', { ttl: secondsTtl(0x7ffffffe) }), 3_600_000, "lispers.net's 68 years");
+  assert.equal(expiry('192.0.2.48/28', { ttl: 0x7fffffff }), 3_600_000);
+  assert.equal(expiry('192.0.2.64/28', { ttl: 5 }), 300_000, 'a shorter TTL is kept as it is');
+  assert.equal(expiry('192.0.2.80/28', { ttl: secondsTtl(90) }), 90_000);
+  assert.equal(expiry('192.0.2.96/28', { ttl: 60 }), 3_600_000, 'exactly the bound');
+  assert.equal(expiry('2001:db8::/32', { ttl: 1440, action: ACTION.drop }, []), 3_600_000, 'negative entries are bounded too');
+  // TTL 0 is still a deletion, not "at most 0 minutes" of something.
+  assert.equal(cache.insertRecord(0, recordFor('192.0.2.0/28', [], { ttl: 0 }), t0, hour).outcome, 'removed');
+  // Without the option the record decides, as before.
+  const unbounded = cache.insertRecord(0, recordFor('198.18.0.0/15', [loc('198.18.0.1')], { ttl: 1440 }), t0);
+  assert.ok(unbounded.outcome === 'inserted');
+  assert.equal(unbounded.entry.expiresAt, t0 + 86_400_000);
+  // A bound of 0 (or less, or NaN) would turn every record into a deletion: refused.
+  for (const bad of [0, -1, Number.NaN]) {
+    assert.throws(() => cache.insertRecord(0, recordFor('192.0.2.128/25', [loc('198.18.0.1')]), t0, { maxTtlMinutes: bad }), RangeError);
+  }
+});
+
 test('TTL 0 removes the learned entry for the prefix and never a static one', () => {
   const cache = new MapCache();
   const first = cache.insertRecord(0, recordFor('192.0.2.0/24', [loc('198.18.0.1')]), 0);

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
 import { nodeCipherBackend } from '../src/crypto/index.js';
-import { ip, type Address } from '../src/lisp/address.js';
+import { ip, withInstanceId, type Address } from '../src/lisp/address.js';
 import { decodeControl, encodeControl, type ControlMessage } from '../src/lisp/control.js';
 import { DropCounters } from '../src/lisp/drop-counters.js';
 import { createEtrOutput, Etr, type EtrInput } from '../src/lisp/etr.js';
@@ -19,12 +19,13 @@ import { RateLimiter } from '../src/lisp/icmp-too-big.js';
 import { internetChecksum } from '../src/lisp/ip-udp.js';
 import { parseIpv4 } from '../src/lisp/ip-text.js';
 import { Itr, ITR_HEADROOM, type ItrPeer } from '../src/lisp/itr.js';
-import { MapCache } from '../src/lisp/map-cache.js';
+import { describeEntry, MapCache } from '../src/lisp/map-cache.js';
+import type { MapReply } from '../src/lisp/map-reply.js';
 import { MAP_REQUEST_DEFAULTS, type MapRequest } from '../src/lisp/map-request.js';
-import { prefix, prefixCovers, prefixOfEid, type EidPrefix } from '../src/lisp/prefix.js';
-import { ACTION, EID_RECORD_DEFAULTS, LOCATOR_DEFAULTS } from '../src/lisp/records.js';
+import { formatPrefix, prefix, prefixCovers, prefixOfEid, type EidPrefix } from '../src/lisp/prefix.js';
+import { ACTION, EID_RECORD_DEFAULTS, LOCATOR_DEFAULTS, type EidRecord, type LocatorRecord } from '../src/lisp/records.js';
 import { offeredKey, securityKeyAddress, type KeyedLocatorForm } from '../src/lisp/xtr-control/key-exchange.js';
-import { itrPeerAttach, Resolver, type ResolverAction, type ResolverTimers } from '../src/lisp/xtr-control/resolver.js';
+import { DEFAULT_RESOLVER_TIMERS, itrPeerAttach, Resolver, type ResolverAction, type ResolverTimers } from '../src/lisp/xtr-control/resolver.js';
 import { Responder, type ResponderAction } from '../src/lisp/xtr-control/responder.js';
 import { LINKTYPE_RAW, writePcap } from '../src/node/pcap-file.js';
 import { controlPacket } from './support/ip-packet.js';
@@ -45,9 +46,17 @@ const A: NodeSpec = { rloc: '198.18.0.1', eids: '192.0.2.0/28' };
 const B: NodeSpec = { rloc: '198.18.0.2', eids: '192.0.2.16/28' };
 const C: NodeSpec = { rloc: '198.18.0.3', eids: '192.0.2.32/28', form: 'direct' };
 
+interface NodeOptions {
+  readonly timers?: Partial<ResolverTimers>;
+  readonly encrypt?: boolean;
+  readonly mapResolvers?: readonly string[];
+  readonly maxLearnedEntries?: number;
+  readonly maxLearnedTtlMinutes?: number;
+}
+
 class XtrNode {
   readonly drops = new DropCounters();
-  readonly mapCache = new MapCache<ItrPeer>();
+  readonly mapCache: MapCache<ItrPeer>;
   readonly resolver: Resolver<ItrPeer>;
   readonly responder: Responder;
   readonly itr: Itr;
@@ -56,9 +65,10 @@ class XtrNode {
 
   constructor(
     readonly spec: NodeSpec,
-    options: { timers?: Partial<ResolverTimers>; encrypt?: boolean; mapResolvers?: readonly string[] } = {},
+    options: NodeOptions = {},
   ) {
     const encrypt = options.encrypt ?? true;
+    this.mapCache = new MapCache<ItrPeer>(options.maxLearnedEntries === undefined ? {} : { maxLearnedEntries: options.maxLearnedEntries });
     this.local = prefix(spec.eids);
     const sourceEid = spec.eids.replace(/\.\d+\/\d+$/, (m) => `.${Number(m.slice(1, m.indexOf('/'))) + 1}`);
     this.resolver = new Resolver<ItrPeer>({
@@ -69,6 +79,7 @@ class XtrNode {
       controlPort: CONTROL_PORT,
       ...(encrypt && { encryption: { suite: 5, backend: nodeCipherBackend } }),
       ...(options.timers && { timers: options.timers }),
+      ...(options.maxLearnedTtlMinutes !== undefined && { maxLearnedTtlMinutes: options.maxLearnedTtlMinutes }),
       random,
       attach: itrPeerAttach,
     });
@@ -254,7 +265,7 @@ function hex(b: Uint8Array | undefined): string {
   return Buffer.from(b ?? []).toString('hex');
 }
 
-function world(options: { timers?: Partial<ResolverTimers> } = {}): { net: Network; a: XtrNode; b: XtrNode; c: XtrNode } {
+function world(options: NodeOptions = {}): { net: Network; a: XtrNode; b: XtrNode; c: XtrNode } {
   const net = new Network();
   const a = net.add(new XtrNode(A, options));
   const b = net.add(new XtrNode(B, options));
@@ -329,7 +340,8 @@ test('a Map-Reply fills the map-cache, keys both directions, and the held packet
   const entry = a.mapCache.lookupAddress(0, '192.0.2.18', T0);
   assert.ok(entry.kind === 'positive');
   assert.equal(entry.record?.authoritative, true);
-  assert.equal(entry.expiresAt, T0 + 1440 * 60_000);
+  // B asked for a day (TTL 1440); a learned mapping is kept an hour at most (DEFAULT_MAX_LEARNED_TTL_MINUTES).
+  assert.equal(entry.expiresAt, T0 + 60 * 60_000);
   assert.equal(a.resolver.sealingFor(B.rloc)?.keyId, 1);
   // B holds A's key as a candidate until A's first packet under it proves it.
   assert.equal(b.responder.openingFor(A.rloc)?.current, undefined);
@@ -584,4 +596,197 @@ test('SMR: an ETR whose mapping changed solicits the ITRs that asked it; only th
   assert.deepEqual(a.resolver.smr(smr, '198.18.0.66', later + 5000), []);
   assert.equal(a.resolver.counters.get('smr-ignored'), 1);
   assert.equal(a.resolver.counters.get('smr-honoured'), 1);
+});
+
+// ---------------------------------------------------------------- what a Map-Reply may install
+
+/** A's Map-Request for `eid`, answered by its registered ETR; the answer is held back and returned. */
+function heldReply(net: Network, a: XtrNode, eid: string, now: number, packet?: Uint8Array): MapReply {
+  net.holdReplies = true;
+  net.run(a, a.resolver.miss(0, eidBytes(eid), now, packet), now);
+  net.holdReplies = false;
+  const held = net.heldReplies.pop();
+  assert.ok(held?.node === a, 'the ETR answered A');
+  const decoded = decodeControl(held.bytes);
+  assert.ok(decoded.ok && decoded.value.type === 'map-reply');
+  return decoded.value;
+}
+
+/** An EID-record for `text` (`address/length`), in instance `iid` (an Instance-ID LCAF unless 0). */
+function recordFor(text: string, locators: readonly LocatorRecord[], fields: Partial<EidRecord> = {}, iid = 0): EidRecord {
+  const [address = '', length = ''] = text.split('/');
+  return { ...EID_RECORD_DEFAULTS, ...fields, eidMaskLength: Number(length), eid: iid === 0 ? ip(address) : withInstanceId(iid, ip(address)), locators };
+}
+
+function cachedPrefixes(node: XtrNode): string[] {
+  return [...node.mapCache].map((e) => formatPrefix(e.prefix));
+}
+
+test("a lying ETR: records for other EIDs in its Map-Reply (another node's /32 and crypto-EID, another instance, a less specific prefix) are not installed", () => {
+  const { net, a, b } = world();
+  const held = ping('192.0.2.1', '192.0.2.18', 'held-packet');
+  const reply = heldReply(net, a, '192.0.2.18', T0, held);
+  const own = reply.records[0];
+  assert.ok(own && reply.records.length === 1);
+  // B's own keyed locator: whatever is mapped to it, B can decrypt.
+  const toB = own.locators;
+  const lies = [
+    recordFor('192.0.2.33/32', toB), // C's EID
+    recordFor('fd00::c0:ffee/128', toB), // a crypto-EID of another node
+    recordFor('192.0.2.18/32', toB, {}, 7), // the requested address, but in another instance
+    recordFor('192.0.0.0/16', toB), // contains the requested EID, and A's and C's prefixes with it
+  ];
+  net.run(a, a.resolver.receive(encodeControl({ ...reply, records: [lies[0], lies[1], own, lies[2], lies[3]].filter((r) => r !== undefined) }), T0), T0);
+  assert.deepEqual(cachedPrefixes(a), ['[0]192.0.2.16/28']);
+  assert.equal(a.resolver.counters.get('map-reply-record-outside-request'), 3);
+  assert.equal(a.resolver.counters.get('map-reply-record-superseded'), 1);
+  // The requested mapping works: the held packet comes back and crosses, sealed, to B.
+  assert.deepEqual(net.reinjected.map((r) => r.packets.map(hex)), [[hex(held)]]);
+  net.run(b, b.resolver.miss(0, eidBytes('192.0.2.1'), T0), T0);
+  assert.deepEqual(b.receive(a.send([held], T0 + 1).map((d) => d.bytes), A.rloc, T0 + 1).map(hex), [hex(held)]);
+  // C's EID is still unknown at A: its first packet goes nowhere, and resolving it finds C, not B.
+  assert.equal(a.mapCache.lookupAddress(0, '192.0.2.33', T0 + 1).kind, 'miss');
+  assert.equal(a.send([ping('192.0.2.1', '192.0.2.33')], T0 + 1).length, 0);
+  net.run(a, a.resolver.miss(0, eidBytes('192.0.2.33'), T0 + 1), T0 + 1);
+  const toC = a.mapCache.lookupAddress(0, '192.0.2.33', T0 + 1);
+  assert.ok(toC.kind === 'positive');
+  assert.deepEqual(toC.locators.map((l) => l.address), [C.rloc]);
+});
+
+test('a Map-Reply none of whose records contains the requested EID installs nothing; negative records follow the same rule', () => {
+  const { net, a } = world();
+  const reply = heldReply(net, a, '192.0.2.18', T0, ping('192.0.2.1', '192.0.2.18'));
+  const toB = reply.records[0]?.locators ?? [];
+  // Another node's /32, and a negative record that would blackhole C's prefix for a day.
+  const lies = [recordFor('192.0.2.33/32', toB), recordFor('192.0.2.32/28', [], { action: ACTION.drop })];
+  net.run(a, a.resolver.receive(encodeControl({ ...reply, records: lies }), T0), T0);
+  assert.equal(a.mapCache.size, 0);
+  assert.equal(a.resolver.counters.get('map-reply-record-outside-request'), 2);
+  assert.deepEqual(net.discarded.map((d) => [d.reason, d.count]), [['not-installed', 1]]);
+  // The nonce is spent: the same reply again is not taken.
+  assert.deepEqual(a.resolver.receive(encodeControl(reply), T0), []);
+  assert.equal(a.resolver.counters.get('map-reply-unknown-nonce'), 1);
+  // A negative record that does contain the requested EID is an answer, and is installed; the other is not.
+  const next = heldReply(net, a, '192.0.2.18', T0 + 1000, ping('192.0.2.1', '192.0.2.18'));
+  const negative = [recordFor('192.0.2.32/28', [], { action: ACTION.drop }), recordFor('192.0.2.16/28', [], { action: ACTION.drop, ttl: 15 })];
+  net.run(a, a.resolver.receive(encodeControl({ ...next, records: negative }), T0 + 1000), T0 + 1000);
+  assert.deepEqual(cachedPrefixes(a), ['[0]192.0.2.16/28']);
+  assert.equal(a.mapCache.lookupAddress(0, '192.0.2.18', T0 + 1000).kind, 'negative');
+  assert.equal(a.resolver.counters.get('map-reply-negative'), 1);
+  assert.equal(a.resolver.counters.get('map-reply-record-outside-request'), 3);
+  assert.deepEqual(net.discarded.map((d) => d.reason), ['not-installed', 'negative-reply']);
+});
+
+test('a Map-Reply flooding 255 records installs one: the most specific that contains the requested EID', () => {
+  const { net, a, b } = world();
+  const reply = heldReply(net, a, '192.0.2.18', T0);
+  const toB = reply.records[0]?.locators ?? [];
+  // Every length from /0 to /32 that contains 192.0.2.18, and 222 records for EIDs elsewhere.
+  const covering = Array.from({ length: 33 }, (_, length) => recordFor(`192.0.2.18/${length}`, toB));
+  const outside = Array.from({ length: 255 - covering.length }, (_, i) => (i % 2 === 0 ? recordFor(`10.${i}.0.1/32`, toB) : recordFor(`fd00::${i.toString(16)}/128`, toB)));
+  const records = [...outside.slice(0, 100), ...covering.reverse(), ...outside.slice(100)];
+  assert.equal(records.length, 255);
+  net.run(a, a.resolver.receive(encodeControl({ ...reply, records }), T0), T0);
+  // The /32 is the requested EID itself, inside B's registered /28: the lookup would pick it anyway.
+  assert.deepEqual(cachedPrefixes(a), ['[0]192.0.2.18/32']);
+  assert.equal(a.mapCache.learnedCount, 1);
+  assert.equal(a.resolver.counters.get('map-reply-record-outside-request'), 222);
+  assert.equal(a.resolver.counters.get('map-reply-record-superseded'), 32);
+  assert.equal(a.resolver.counters.get('key-installed'), 1, 'one key exchange with B, not one per record');
+  net.run(b, b.resolver.miss(0, eidBytes('192.0.2.1'), T0), T0);
+  assert.equal(b.receive(a.send([ping('192.0.2.1', '192.0.2.18')], T0 + 1).map((d) => d.bytes), A.rloc, T0 + 1).length, 1);
+});
+
+test('the learned-entry cap: a reply for a new prefix beyond it is not installed (map-cache-full); a refresh of a cached prefix still is', () => {
+  const { net, a } = world({ maxLearnedEntries: 1 });
+  net.run(a, a.resolver.miss(0, eidBytes('192.0.2.18'), T0), T0);
+  assert.equal(a.mapCache.learnedCount, 1);
+  net.run(a, a.resolver.miss(0, eidBytes('192.0.2.33'), T0, ping('192.0.2.1', '192.0.2.33')), T0);
+  assert.equal(a.mapCache.lookupAddress(0, '192.0.2.33', T0).kind, 'miss');
+  assert.equal(a.resolver.counters.get('map-cache-full'), 1);
+  assert.deepEqual(net.discarded.map((d) => [d.reason, d.count]), [['not-installed', 1]]);
+  // A re-resolution of the cached prefix replaces its entry: not a new one, so the cap does not bite.
+  net.run(a, a.resolver.miss(0, eidBytes('192.0.2.18'), T0 + 1000), T0 + 1000);
+  const entry = a.mapCache.lookupAddress(0, '192.0.2.18', T0 + 1000);
+  assert.ok(entry.kind === 'positive');
+  assert.equal(entry.insertedAt, T0 + 1000);
+  assert.equal(a.resolver.counters.get('map-cache-full'), 1);
+  assert.deepEqual(cachedPrefixes(a), ['[0]192.0.2.16/28']);
+});
+
+test('learned lifetimes are bounded by maxLearnedTtlMinutes whatever TTL the ETR asks for; then the EID is resolved again', () => {
+  const { net, a } = world({ maxLearnedTtlMinutes: 5 });
+  const bound = 5 * 60_000;
+  net.run(a, a.resolver.miss(0, eidBytes('192.0.2.18'), T0), T0);
+  const entry = a.mapCache.lookupAddress(0, '192.0.2.18', T0);
+  assert.ok(entry.kind === 'positive');
+  assert.equal(entry.record?.ttl, 1440, 'B asked for a day');
+  assert.equal(entry.expiresAt, T0 + bound);
+  assert.equal(a.mapCache.lookupAddress(0, '192.0.2.18', T0 + bound - 1).kind, 'positive');
+  assert.equal(a.mapCache.lookupAddress(0, '192.0.2.18', T0 + bound).kind, 'miss');
+  // An answer asking for 68 years (lispers.net's seconds form, 2^31 - 2 s) is bounded the same way.
+  const t1 = T0 + bound;
+  const reply = heldReply(net, a, '192.0.2.18', t1);
+  net.run(a, a.resolver.receive(encodeControl({ ...reply, records: reply.records.map((r) => ({ ...r, ttl: 0xfffffffe })) }), t1), t1);
+  const again = a.mapCache.lookupAddress(0, '192.0.2.18', t1);
+  assert.ok(again.kind === 'positive');
+  assert.equal(again.expiresAt, t1 + bound);
+  // A bound of 0 would make every answer a deletion.
+  assert.throws(() => new XtrNode(A, { maxLearnedTtlMinutes: 0 }), RangeError);
+});
+
+test("an SMR flood from a peer's locator: one SMR-invoked re-resolution (and so one rekey) per mapping per smrIntervalMs", () => {
+  const { net, a, b } = world();
+  net.run(a, a.resolver.miss(0, eidBytes('192.0.2.18'), T0), T0);
+  const smr = b.responder.solicitMapRequests(T0 + 1000)[0]?.bytes ?? new Uint8Array();
+  const decoded = decodeControl(smr);
+  assert.ok(decoded.ok && decoded.value.type === 'map-request' && decoded.value.smr);
+  // Every host of B's /28 named in one SMR is still one mapping.
+  const everyHost = encodeControl({ ...decoded.value, records: Array.from({ length: 16 }, (_, i) => ({ reserved: 0, eidMaskLength: 32, eid: ip(`192.0.2.${16 + i}`) })) });
+  const start = T0 + 5000;
+  let requests = 0;
+  let records = 0;
+  for (let i = 0; i < 300; i++) {
+    const now = start + i * 100;
+    const actions = a.resolver.smr(i % 2 === 0 ? smr : everyHost, B.rloc, now);
+    records += i % 2 === 0 ? 1 : 16;
+    requests += sends(actions).length;
+    net.run(a, actions, now);
+  }
+  assert.equal(requests, 1, 'one re-resolution in 30 s');
+  assert.equal(a.resolver.counters.get('smr-honoured'), 1);
+  assert.equal(a.resolver.counters.get('smr-rate-limited'), records - 1);
+  assert.equal(a.resolver.counters.get('key-installed'), 2, 'the first resolution and the one SMR-invoked');
+  assert.equal(b.responder.counters.get('key-installed'), 2);
+  // The next interval allows the next one.
+  const next = start + DEFAULT_RESOLVER_TIMERS.smrIntervalMs;
+  assert.equal(sends(a.resolver.smr(smr, B.rloc, next - 1)).length, 0);
+  assert.equal(sends(a.resolver.smr(smr, B.rloc, next)).length, 1);
+  assert.equal(a.resolver.counters.get('smr-honoured'), 2);
+});
+
+test('an RLOC-probe reply never installs, replaces or removes map-cache entries, whatever records it carries', () => {
+  const { net, a, b } = world();
+  net.run(a, a.resolver.miss(0, eidBytes('192.0.2.18'), T0), T0);
+  const probeAt = a.resolver.nextTimer() ?? 0;
+  const [probe] = sends(a.resolver.tick(probeAt));
+  assert.equal(probe?.what, 'rloc-probe');
+  const [answer] = b.responder.receive(probe.bytes, { address: A.rloc, port: CONTROL_PORT, to: B.rloc }, probeAt);
+  const decoded = decodeControl(answer?.bytes ?? new Uint8Array());
+  assert.ok(decoded.ok && decoded.value.type === 'map-reply' && decoded.value.probe);
+  const toB = decoded.value.records[0]?.locators ?? [];
+  const before = [...a.mapCache];
+  const records = [
+    ...decoded.value.records.map((r) => ({ ...r, ttl: 0 })), // "delete" B's own mapping
+    recordFor('192.0.2.33/32', toB),
+    recordFor('192.0.2.0/24', toB),
+    recordFor('fd00::/8', toB),
+    recordFor('192.0.2.32/28', [], { action: ACTION.drop }),
+  ];
+  assert.deepEqual(a.resolver.receive(encodeControl({ ...decoded.value, records }), probeAt), []);
+  assert.equal(a.resolver.counters.get('probe-reply'), 1);
+  const after = [...a.mapCache];
+  assert.equal(after.length, before.length);
+  assert.ok(after.every((e, i) => e === before[i]), 'the same entry objects');
+  assert.deepEqual(after.map((e) => describeEntry(e, probeAt)), [`[0]192.0.2.16/28 ${3600 - 10}s ${B.rloc}:4341 p1/w100`]);
 });

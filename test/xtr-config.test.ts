@@ -47,6 +47,12 @@ test('a valid file loads, defaults filled in, TUN MTU derived from the underlay'
     assert.equal(c.encryption.backend, 'native');
     assert.equal(c.encryption.peers.size, 1);
   }
+  assert.deepEqual(c.learnedMapCache, { maxEntries: 100_000, maxTtlMinutes: 60 });
+});
+
+test('learned-map-cache: the cap and the lifetime bound as written', () => {
+  const c = load(`${VALID}learned-map-cache: { max-entries: 5000, max-ttl-minutes: 1440 }\n`);
+  assert.deepEqual(c.learnedMapCache, { maxEntries: 5000, maxTtlMinutes: 1440 });
 });
 
 const BROKEN: readonly (readonly [string, string, string, RegExp])[] = [
@@ -62,6 +68,9 @@ const BROKEN: readonly (readonly [string, string, string, RegExp])[] = [
   ['MTU too large', 'tun: { name: lisp0 }', 'tun: { name: lisp0, mtu: 1500 }', /\/tun\/mtu: at most 1416/],
   ['locator family', 'address: 198.18.0.2, priority', 'address: "2001:db8::2", priority', /\/map-cache\/0\/locators\/0\/address: expected an IPv4 locator/],
   ['YAML syntax', 'tun: { name: lisp0 }', 'tun: { name: lisp0', /line \d+: not valid YAML/],
+  ['learned lifetime bound too long', 'tun: { name: lisp0 }', 'tun: { name: lisp0 }\nlearned-map-cache: { max-ttl-minutes: 1441 }', /\/learned-map-cache\/max-ttl-minutes: expected a number <= 1440$/],
+  ['learned-entry cap of 0', 'tun: { name: lisp0 }', 'tun: { name: lisp0 }\nlearned-map-cache: { max-entries: 0 }', /\/learned-map-cache\/max-entries: expected a number >= 1$/],
+  ['learned-map-cache unknown key', 'tun: { name: lisp0 }', 'tun: { name: lisp0 }\nlearned-map-cache: { max-ttl: 5 }', /\/learned-map-cache\/max-ttl: unknown key/],
 ];
 
 for (const [what, from, to, message] of BROKEN) {

@@ -87,6 +87,12 @@ export interface InsertRecordOptions {
   readonly receiverDecidesTtlMinutes?: number;
   /** UDP port of the record's locators unless a NAT-Traversal LCAF names one; default 4341. */
   readonly port?: number;
+  /**
+   * Upper bound on the entry's lifetime, whatever the record's TTL says (0xffffffff included);
+   * default none. Whoever answered decides the TTL, so without a bound a wrong mapping could stay
+   * as long as it asked for (a day, 68 years with lispers.net's seconds form). Positive, minutes.
+   */
+  readonly maxTtlMinutes?: number;
 }
 
 export type InsertOutcome<S> =
@@ -139,6 +145,13 @@ export function recordTtlMs(ttl: number, receiverDecidesTtlMinutes = DEFAULT_REC
   if (ttl === TTL_RECEIVER_DECIDES) return receiverDecidesTtlMinutes * 60_000;
   if (ttl >= TTL_SECONDS_FLAG) return (ttl - TTL_SECONDS_FLAG) * 1000;
   return ttl * 60_000;
+}
+
+/** `maxTtlMinutes` in milliseconds (Infinity when absent); a bound of 0 would make every record a deletion. */
+function ttlBoundMs(maxTtlMinutes: number | undefined): number {
+  if (maxTtlMinutes === undefined) return Infinity;
+  if (!(maxTtlMinutes > 0)) throw new RangeError(`maxTtlMinutes ${maxTtlMinutes} is not a positive number`);
+  return maxTtlMinutes * 60_000;
 }
 
 // ---------------------------------------------------------------- the trie
@@ -413,7 +426,7 @@ export class MapCache<S = unknown> {
     if (!p) return { outcome: 'ignored', reason: 'not-an-ip-prefix' };
     const existing = this.get(p);
     if (existing?.origin === 'static') return { outcome: 'ignored', reason: 'static-entry' };
-    const ttlMs = recordTtlMs(record.ttl, options.receiverDecidesTtlMinutes);
+    const ttlMs = Math.min(recordTtlMs(record.ttl, options.receiverDecidesTtlMinutes), ttlBoundMs(options.maxTtlMinutes));
     if (ttlMs === 0) return { outcome: 'removed', previous: existing === undefined ? undefined : this.remove(p) };
     if (existing === undefined && this.learned >= this.maxLearned) return { outcome: 'ignored', reason: 'cache-full' };
     const port = options.port ?? LISP_DATA_PORT;

@@ -26,9 +26,10 @@ import type { ItrPeer } from '../itr.js';
 import { ECM_DEFAULTS, type Ecm } from '../ecm.js';
 import { formatIpv4, formatIpv6, parseIpv4, parseIpv6 } from '../ip-text.js';
 import type { IpHeader } from '../ip-udp.js';
-import { TTL_SECONDS_FLAG, type MapCache, type MapCacheLocator } from '../map-cache.js';
+import { TTL_SECONDS_FLAG, type MapCache, type MapCacheLocator, type PositiveEntry } from '../map-cache.js';
 import type { MapReply } from '../map-reply.js';
 import { MAP_REQUEST_DEFAULTS, type MapRequest } from '../map-request.js';
+import { familyBits, formatPrefix, prefixCovers, prefixOfEid } from '../prefix.js';
 import { ACTION, EID_RECORD_DEFAULTS, type EidRecord, type LocatorRecord } from '../records.js';
 import { createItrPeer, generateKeyPair, ipOf, LocatorSealing, offeredKey, securityKeyAddress, type Random } from './key-exchange.js';
 
@@ -47,6 +48,12 @@ export interface ResolverTimers {
   readonly probeIntervalMs: number;
   readonly probeReplyWaitMs: number;
   readonly probeMissedLimit: number;
+  /**
+   * At most one SMR-invoked re-resolution per cached mapping in this interval. Each one is a
+   * Map-Request and a new key pair, and an SMR is only as good as its source address: anyone who
+   * can spoof a peer's locator could otherwise have us re-resolve and rekey at will.
+   */
+  readonly smrIntervalMs: number;
 }
 
 export const DEFAULT_RESOLVER_TIMERS: ResolverTimers = {
@@ -58,6 +65,11 @@ export const DEFAULT_RESOLVER_TIMERS: ResolverTimers = {
   probeIntervalMs: 10_000,
   probeReplyWaitMs: 15_000,
   probeMissedLimit: 3,
+  // One change of an ETR's mappings sends one SMR per prefix, at once: the first is honoured. A
+  // forged flood then costs one Map-Request and one key pair per mapping per 30 s. An SMR
+  // refused here is not retried by anyone: a second real change within 30 s reaches us when the
+  // mapping's lifetime runs out, which the TTL bound (maxLearnedTtlMinutes) keeps short.
+  smrIntervalMs: 30_000,
 };
 
 export interface HoldLimits {
@@ -93,9 +105,19 @@ export interface ResolverOptions<S> {
    * (lisp-protocol.md §5.5, lispers.net's format), so map-servers can apply lookup policies to us.
    */
   readonly signer?: { readonly instanceId: number; readonly eid: string; readonly scalar: Uint8Array };
+  /** Upper bound on a learned mapping's lifetime, whatever its TTL says; default DEFAULT_MAX_LEARNED_TTL_MINUTES. */
+  readonly maxLearnedTtlMinutes?: number;
 }
 
-export type HeldDropReason = 'resolution-failed' | 'negative-reply';
+/**
+ * An hour. The answering ETR chooses a mapping's TTL (usually a day): a wrong mapping (a lie the
+ * resolver cannot tell from the truth, or a change whose SMR was lost or rate-limited) would
+ * stay that long. An hour costs one Map-Request (and one key exchange) per mapping in use per hour.
+ */
+export const DEFAULT_MAX_LEARNED_TTL_MINUTES = 60;
+
+/** 'not-installed': no record of the reply answered the request, or the map-cache refused it (full, static). */
+export type HeldDropReason = 'resolution-failed' | 'negative-reply' | 'not-installed';
 
 export type ResolverAction =
   | { readonly kind: 'send'; readonly what: 'map-request' | 'rloc-probe'; readonly to: string; readonly port: number; readonly bytes: Uint8Array }
@@ -119,6 +141,12 @@ export const RESOLVER_COUNTERS = [
   'not-a-map-reply',
   'map-reply-unknown-nonce',
   'map-reply-record-ignored',
+  /** A record whose prefix does not contain the requested EID (another EID, instance or family). */
+  'map-reply-record-outside-request',
+  /** A record containing the requested EID, but a more specific one (or an earlier one as specific) answered. */
+  'map-reply-record-superseded',
+  /** The answering record was not installed: the map-cache holds its maximum of learned entries. */
+  'map-cache-full',
   'map-reply-negative',
   'key-installed',
   'key-refused-suite',
@@ -133,6 +161,8 @@ export const RESOLVER_COUNTERS = [
   'locator-up',
   'smr-honoured',
   'smr-ignored',
+  /** An SMR for a mapping already re-resolved for an SMR within smrIntervalMs. */
+  'smr-rate-limited',
 ] as const;
 export type ResolverCounter = (typeof RESOLVER_COUNTERS)[number];
 
@@ -184,9 +214,14 @@ export class Resolver<S> {
   private tokens: number;
   private tokensAt: number | undefined;
   private heldBytes = 0;
+  private readonly maxLearnedTtlMinutes: number;
+  /** Mapping (prefix text) -> when an SMR for it was last honoured; oldest first (Map order). */
+  private readonly smrHonouredAt = new Map<string, number>();
 
   constructor(private readonly options: ResolverOptions<S>) {
     this.timers = { ...DEFAULT_RESOLVER_TIMERS, ...options.timers };
+    this.maxLearnedTtlMinutes = options.maxLearnedTtlMinutes ?? DEFAULT_MAX_LEARNED_TTL_MINUTES;
+    if (!(this.maxLearnedTtlMinutes > 0)) throw new RangeError(`maxLearnedTtlMinutes ${this.maxLearnedTtlMinutes}`);
     this.hold = { ...DEFAULT_HOLD_LIMITS, ...options.hold };
     this.tokens = this.timers.globalBurst;
     if (!Number.isInteger(options.controlPort) || options.controlPort < 1 || options.controlPort > 0xffff) throw new RangeError(`control port ${options.controlPort}`);
@@ -267,7 +302,8 @@ export class Resolver<S> {
    * A Solicit-Map-Request (a Map-Request with S) from `from`: an ETR says its mapping changed. It
    * is honoured only for EIDs whose cached mapping lists `from` among its locators — anyone else
    * could otherwise make us query at will — and answered with an SMR-invoked (s) Map-Request
-   * through the map-resolver, rate-limited like any other.
+   * through the map-resolver, rate-limited like any other. A source address is easy to forge, so
+   * each mapping is re-resolved for an SMR at most once per `smrIntervalMs` (smr-rate-limited).
    */
   smr(bytes: Uint8Array, from: string, now: number): ResolverAction[] {
     const decoded = decodeControl(bytes);
@@ -289,10 +325,32 @@ export class Resolver<S> {
         this.count('smr-ignored');
         continue;
       }
+      if (!this.smrAllowed(formatPrefix(entry.prefix), now)) {
+        this.count('smr-rate-limited');
+        continue;
+      }
       this.count('smr-honoured');
       out.push(...this.miss(iid, bytes, now, undefined, { smrInvoked: true }));
     }
     return out;
+  }
+
+  /**
+   * Whether an SMR for `mapping` may re-resolve it now, and if so remembers that it did. Entries
+   * are kept in the order they were honoured, so the expired ones are at the front and go first:
+   * the memory holds only the mappings honoured in the last interval.
+   */
+  private smrAllowed(mapping: string, now: number): boolean {
+    const interval = this.timers.smrIntervalMs;
+    for (const [key, at] of this.smrHonouredAt) {
+      if (now - at < interval) break;
+      this.smrHonouredAt.delete(key);
+    }
+    const last = this.smrHonouredAt.get(mapping);
+    if (last !== undefined && now - last < interval) return false;
+    this.smrHonouredAt.delete(mapping);
+    this.smrHonouredAt.set(mapping, now);
+    return true;
   }
 
   /** A datagram from the control socket (our control port); only Map-Replies are ours. */
@@ -442,32 +500,61 @@ export class Resolver<S> {
   private resolutionReply(p: Pending, resolverIndex: number, reply: MapReply, now: number): ResolverAction[] {
     this.finish(p);
     this.preferredResolver = resolverIndex;
-    let positive = false;
-    for (const record of reply.records) {
-      const outcome = this.options.mapCache.insertRecord(p.iid, record, now);
-      if (outcome.outcome === 'ignored') {
-        this.count('map-reply-record-ignored');
-        continue;
-      }
-      if (outcome.outcome === 'removed') continue;
-      const entry = outcome.entry;
-      if (entry.kind === 'negative') {
-        this.count('map-reply-negative');
-        continue;
-      }
-      positive = true;
-      for (const l of entry.locators) {
+    const record = this.answeringRecord(p, reply.records);
+    const installed = record ? this.install(p, record, now) : 'not-installed';
+    if (record && typeof installed === 'object') {
+      for (const l of installed.locators) {
         if (p.pair && l.record) this.exchange(l.address, p.pair, l.record, 'resolution', now);
-        this.ensureProbe(l.address, l.family, entry.prefix.instanceId, record, now);
+        this.ensureProbe(l.address, l.family, installed.prefix.instanceId, record, now);
         const probe = this.probes.get(l.address);
         if (probe && !probe.reachable) l.reachable = false;
         l.state = this.options.attach(l, this.keyedSealing(l.address));
       }
     }
     if (p.held.length === 0) return [];
-    return positive
+    return typeof installed === 'object'
       ? [{ kind: 'reinject', iid: p.iid, packets: p.held }]
-      : [{ kind: 'discard', iid: p.iid, reason: 'negative-reply', count: p.held.length }];
+      : [{ kind: 'discard', iid: p.iid, reason: installed === 'negative' ? 'negative-reply' : 'not-installed', count: p.held.length }];
+  }
+
+  /**
+   * The one record of a reply that answers the request: of those whose prefix contains the
+   * requested host EID (same instance and family), the most specific. Anything else would let the
+   * answering ETR — any registered site member, for its own prefix — map other nodes' EIDs to
+   * itself. A less specific covering record changes nothing for the requested EID (the longer one
+   * wins every lookup of it) and would only capture the other EIDs it spans, so it is not
+   * installed either; nor is a second record as specific as the first.
+   */
+  private answeringRecord(p: Pending, records: readonly EidRecord[]): EidRecord | undefined {
+    const host = prefixOfEid(ip(p.eid), familyBits(p.family), p.iid);
+    let best: { readonly record: EidRecord; readonly length: number } | undefined;
+    for (const record of records) {
+      const prefix = prefixOfEid(record.eid, record.eidMaskLength, p.iid);
+      if (!host || !prefix || !prefixCovers(prefix, host)) {
+        this.count('map-reply-record-outside-request');
+        continue;
+      }
+      if (best) this.count('map-reply-record-superseded');
+      if (!best || prefix.length > best.length) best = { record, length: prefix.length };
+    }
+    return best?.record;
+  }
+
+  /** Puts the answering record into the map-cache: the positive entry, or what became of it. */
+  private install(p: Pending, record: EidRecord, now: number): PositiveEntry<S> | 'negative' | 'not-installed' {
+    const outcome = this.options.mapCache.insertRecord(p.iid, record, now, { maxTtlMinutes: this.maxLearnedTtlMinutes });
+    switch (outcome.outcome) {
+      case 'ignored':
+        this.count(outcome.reason === 'cache-full' ? 'map-cache-full' : 'map-reply-record-ignored');
+        return 'not-installed';
+      case 'removed':
+        return 'negative';
+      case 'inserted':
+      case 'replaced':
+        if (outcome.entry.kind === 'positive') return outcome.entry;
+        this.count('map-reply-negative');
+        return 'negative';
+    }
   }
 
   // ------------------------------------------------------------------ keys

@@ -14,6 +14,16 @@ import { readKeyMaterial, type SecretReader } from './secret-ref.js';
 import type { EidPrefix } from '../../lisp/prefix.js';
 import { loadYamlConfig, parsePrefixText } from './load-yaml.js';
 import { loadOperations, operationsSchemaProperties, type OperationsConfig, type RawOperations } from './operations-config.js';
+import { DEFAULT_MAX_LEARNED_TTL_MINUTES } from '../../lisp/xtr-control/resolver.js';
+
+/**
+ * The daemon's cap on learned map-cache entries (MapCache alone is unbounded). A learned entry
+ * takes about 2.2-2.6 KB of heap (measured with one locator, plain or keyed), so the cap is about
+ * 250 MiB. With the default rates (10 Map-Requests/s, one entry per reply) and lifetime bound
+ * (60 min) at most about 36,000 entries can exist at once anyway: the cap is the backstop for a
+ * longer max-ttl-minutes or a faster request rate.
+ */
+export const DEFAULT_MAX_LEARNED_ENTRIES = 100_000;
 
 interface RawLocator {
   address: string;
@@ -31,6 +41,7 @@ interface RawXtrConfig extends RawOperations {
   'instance-id': number;
   'local-eids': { prefix: string; address?: string }[];
   'map-cache': { prefix: string; locators: RawLocator[] }[];
+  'learned-map-cache': { 'max-entries': number; 'max-ttl-minutes': number };
   encryption: {
     mode: 'required' | 'off';
     'cipher-suite': number;
@@ -140,6 +151,17 @@ const schema = {
         },
       },
     },
+    'learned-map-cache': {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      required: [],
+      properties: {
+        'max-entries': { type: 'integer', minimum: 1, maximum: 10_000_000, default: DEFAULT_MAX_LEARNED_ENTRIES },
+        // At most a day, the TTL ETRs usually give: a bound above it would hardly ever bite.
+        'max-ttl-minutes': { type: 'integer', minimum: 1, maximum: 1440, default: DEFAULT_MAX_LEARNED_TTL_MINUTES },
+      },
+    },
     encryption: {
       type: 'object',
       additionalProperties: false,
@@ -200,6 +222,8 @@ export interface XtrConfig {
       }
     | undefined;
   readonly mapCache: readonly { readonly prefix: EidPrefix; readonly locators: readonly LocatorConfig[] }[];
+  /** Bounds on what Map-Replies put in the map-cache (static entries do not count). */
+  readonly learnedMapCache: { readonly maxEntries: number; readonly maxTtlMinutes: number };
   readonly encryption:
     | { readonly mode: 'off' }
     | {
@@ -282,6 +306,7 @@ export function loadXtrConfig(file: string, options: { readonly secrets?: Secret
     localEids,
     cryptoEid,
     mapCache,
+    learnedMapCache: { maxEntries: raw['learned-map-cache']['max-entries'], maxTtlMinutes: raw['learned-map-cache']['max-ttl-minutes'] },
     encryption: enc.mode === 'off' ? { mode: 'off' } : loadEncryption(file, enc, options.secrets),
     ops: loadOperations(file, 'xtr', raw, dirname(file)),
   };

@@ -133,6 +133,7 @@ export class XtrControlPlane {
             ...(enc.mode === 'required' && deps.backend && { encryption: { suite: enc.suite, backend: deps.backend } }),
             random,
             attach: itrPeerAttach,
+            maxLearnedTtlMinutes: config.learnedMapCache.maxTtlMinutes,
             ...(config.cryptoEid && { signer: { instanceId: config.instanceId, eid: config.cryptoEid.eid, scalar: config.cryptoEid.key.scalar } }),
           });
     const responder = new Responder({

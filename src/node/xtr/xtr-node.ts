@@ -79,7 +79,7 @@ export class XtrNode {
     const now = Date.now();
     const enc = config.encryption;
     const backend: CipherBackend | undefined = enc.mode === 'required' ? cipherBackend(enc.backend) : undefined;
-    const mapCache = new MapCache<Peer['itr']>();
+    const mapCache = new MapCache<Peer['itr']>({ maxLearnedEntries: config.learnedMapCache.maxEntries });
     const statics = new StaticMappings(mapCache, backend, log);
     statics.apply(config, now);
     const tun = openTun({ name: config.tun.name, mtu: config.tun.mtu });

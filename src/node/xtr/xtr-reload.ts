@@ -29,6 +29,7 @@ export function diffXtrConfig(old: XtrConfig, next: XtrConfig): XtrConfigDiff {
   compare('/underlay/port', old.underlay.port, next.underlay.port, restart);
   compare('/underlay/mtu', old.underlay.mtu, next.underlay.mtu, restart);
   compare('/instance-id', old.instanceId, next.instanceId, restart);
+  compare('/learned-map-cache', old.learnedMapCache, next.learnedMapCache, restart);
   compare('/crypto-eid', old.cryptoEid && { spki: old.cryptoEid.key.spki, prefix: old.cryptoEid.prefix, derivation: old.cryptoEid.derivation }, next.cryptoEid && { spki: next.cryptoEid.key.spki, prefix: next.cryptoEid.prefix, derivation: next.cryptoEid.derivation }, restart);
   const oldEnc = old.encryption;
   const nextEnc = next.encryption;
