@@ -184,18 +184,18 @@ test('lispers.net rekeys under key-id 1: the new key is proven by its packet, th
   assert.equal(open(responder.openingFor(X1), seal(fresh, 'new key goes on'), T0 + 11 + 30_002), 'ok');
 });
 
-test('100,000 offers from distinct fake locators: the unproven are bounded and evicted first, the working peer stays', () => {
+test('20,000 offers from distinct fake locators: the unproven are bounded and evicted first, the working peer stays', () => {
   const { responder, sealing } = working();
   const evil = generateKeyPair(random);
-  for (let i = 0; i < 100_000; i++) {
+  for (let i = 0; i < 20_000; i++) {
     const address = `198.19.${(i >> 8) & 0xff}.${i & 0xff}`;
     responder.receive(probe(evil, 1, address), { address, port: 4342 }, T0 + 1 + i);
   }
   const counts = responder.peerCounts;
   assert.ok(counts.unproven <= 1024, `unproven ${counts.unproven}`);
   assert.ok(counts.peers <= 1025, `peers ${counts.peers}`);
-  assert.ok((responder.counters.get('key-candidate-evicted') ?? 0) >= 100_000 - 1024);
-  assert.equal(open(responder.openingFor(X1), seal(sealing, 'after the flood'), T0 + 200_000), 'ok');
+  assert.ok((responder.counters.get('key-candidate-evicted') ?? 0) >= 20_000 - 1024);
+  assert.equal(open(responder.openingFor(X1), seal(sealing, 'after the flood'), T0 + 40_000), 'ok');
 });
 
 test('the peer cap evicts the longest idle proven peer, never the one just answered', () => {

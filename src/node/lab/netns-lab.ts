@@ -254,12 +254,14 @@ export class NetnsLab {
     return file;
   }
 
-  /** Stops a node's process (SIGTERM) and starts it again with the same configuration. */
+  /** Stops a node's process (SIGTERM) and starts it again with the same configuration; a dead one is only started. */
   async restart(name: string): Promise<void> {
     const old = this.node(name);
-    const exited = new Promise((r) => old.process.once('exit', r));
-    old.process.kill('SIGTERM');
-    await exited;
+    if (old.process.exitCode === null && old.process.signalCode === null) {
+      const exited = new Promise((r) => old.process.once('exit', r));
+      old.process.kill('SIGTERM');
+      await exited;
+    }
     const spec: LabNodeSpec = {
       name: old.name,
       locator: old.locator,
