@@ -300,6 +300,11 @@ export class OpeningSession<M = unknown> {
     return out;
   }
 
+  /** Whether the session holds no key at all (current, candidate or retiring). */
+  get empty(): boolean {
+    return this.fallbacks.length === 0 && !this.proven;
+  }
+
   /** Whether any key is current (a packet has proven the peer, or the key is static). */
   get proven(): boolean {
     return this.slots.some((s) => s !== undefined);

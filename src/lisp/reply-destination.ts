@@ -22,11 +22,9 @@ export type ReplyDestinationRefusal = (typeof REPLY_DESTINATION_REFUSALS)[number
  * kernel drops loopback sources arriving from outside, so only a local tool (lig) gets there.
  */
 export function replyDestinationRefusal(address: string, port: number, family?: 4 | 6, origin?: string): ReplyDestinationRefusal | undefined {
-  if (!Number.isInteger(port) || port < 1 || port > 0xffff) return 'reply-port-invalid';
-  const bytes = addressBytes(address);
-  if (!bytes) return 'reply-address-not-unicast';
-  if (family !== undefined && bytes.family !== family) return 'reply-address-wrong-family';
-  const kind = classify(bytes.b);
+  const refusal = configuredDestinationRefusal(address, port, family);
+  if (refusal) return refusal;
+  const kind = classify(addressBytes(address)?.b ?? new Uint8Array(0));
   if (kind === 'unicast') return undefined;
   if (kind === 'loopback' && origin !== undefined) {
     const from = addressBytes(origin);
@@ -38,9 +36,14 @@ export function replyDestinationRefusal(address: string, port: number, family?: 
 /** The part of the check for destinations from our own configuration: a real port of our family. */
 export function configuredDestinationRefusal(address: string, port: number, family?: 4 | 6): ReplyDestinationRefusal | undefined {
   if (!Number.isInteger(port) || port < 1 || port > 0xffff) return 'reply-port-invalid';
-  const bytes = addressBytes(address);
-  if (!bytes) return 'reply-address-not-unicast';
-  return family !== undefined && bytes.family !== family ? 'reply-address-wrong-family' : undefined;
+  const found = addressFamily(address);
+  if (found === undefined) return 'reply-address-not-unicast';
+  return family !== undefined && found !== family ? 'reply-address-wrong-family' : undefined;
+}
+
+/** 4 or 6 for IP address text, undefined for anything else. */
+export function addressFamily(text: string): 4 | 6 | undefined {
+  return addressBytes(text)?.family;
 }
 
 function addressBytes(text: string): { readonly family: 4 | 6; readonly b: Uint8Array } | undefined {

@@ -47,7 +47,7 @@ import { authenticateRequester, checkLookup, isAllowAll, policyFor, SIGNATURE_FA
 import type { Endpoint, PrefixRegistration, RegistrationStore } from './registrations.js';
 import { cryptoPrefixOverlapping, type AllowedPrefix, type ResolvedConfig, type SiteConfig } from './site.js';
 import { NamedCounters } from '../named-counters.js';
-import { REPLY_DESTINATION_REFUSALS, replyDestinationRefusal } from '../reply-destination.js';
+import { addressFamily, REPLY_DESTINATION_REFUSALS, replyDestinationRefusal } from '../reply-destination.js';
 
 export const LISP_CONTROL_PORT = 4342;
 
@@ -206,7 +206,7 @@ export class RequestHandler {
     if (!named) return this.drop('request-unsupported-eid');
     // Matched as an address: lispers.net sends target mask-lengths it does not mean as prefixes.
     const target = eidPrefix(named.instanceId, named.family, addressBytes(record.eid), familyBits(named.family));
-    const replyTo = m.itrRlocs.map(usableAddress).find((a) => a !== undefined && replyDestinationRefusal(a, 1, this.family) !== 'reply-address-wrong-family');
+    const replyTo = m.itrRlocs.map(usableAddress).find((a) => a !== undefined && (this.family === undefined || addressFamily(a) === this.family));
     if (replyTo === undefined) return this.drop('request-no-itr-rloc');
     const reply = { to: replyTo, port: ecm.udp.sourcePort };
     const refusal = replyDestinationRefusal(reply.to, reply.port, this.family, event.source.address);

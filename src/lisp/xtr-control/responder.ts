@@ -167,7 +167,7 @@ export class Responder {
   expire(now: number): void {
     for (const [address, o] of this.openings) {
       o.opening.expire(now);
-      if (o.opening.keys().length === 0) this.forget(address);
+      if (o.opening.empty) this.forget(address);
       else if (o.opening.proven) this.unproven.delete(address);
     }
   }
@@ -316,7 +316,7 @@ export class Responder {
       answer = opening.answer(offer, UNAUTHENTICATED, this.options.random, now);
     } catch {
       this.count('key-derivation-failed');
-      if (opening.opening.keys().length === 0) this.forget(itrAddress);
+      if (opening.opening.empty) this.forget(itrAddress);
       return undefined;
     }
     this.count(answer.outcome === 'candidate' ? 'key-candidate' : 'key-unchanged');
