@@ -125,7 +125,7 @@ async function overlayDemo(print: Print): Promise<boolean> {
     print(`  drops by reason: ${drops('a', sa)}; ${drops('b', sb)}`);
     print('  (expected: itr-map-cache-miss for the first packets of each flow and for IPv6 router solicitations,');
     print('   etr-unknown-source for packets from a sender the ETR had not resolved yet)');
-    const keyed = (s: typeof sa): number => (s.control?.resolver?.['key-installed'] ?? 0) + (s.control?.responder['key-installed'] ?? 0);
+    const keyed = (s: typeof sa): number => (s.control?.resolver?.['key-installed'] ?? 0) + (s.control?.responder['key-candidate'] ?? 0);
     const encrypted = keyed(sa) > 0 && keyed(sb) > 0;
     print(`  every peer encrypted: ${encrypted ? 'yes' : 'NO'} (keys agreed in the Map-Request/Map-Reply exchange: a ${keyed(sa)}, b ${keyed(sb)})`);
     if (!encrypted) healthy = false;

@@ -50,7 +50,19 @@ export function keyOfferEcm(s: KeyOfferSpec & { readonly innerSource: string; re
  * `innerSourcePort` is where the answer is to go (0 in the port-0 attack).
  */
 export function plainEcm(s: { readonly nonce: bigint; readonly eid: string; readonly itrRloc: string; readonly innerSource: string; readonly innerSourcePort: number; readonly toEtr: boolean }): Uint8Array {
-  const request: MapRequest = { ...MAP_REQUEST_DEFAULTS, nonce: s.nonce, sourceEid: NO_ADDRESS, itrRlocs: [ip(s.itrRloc)], records: [hostRecord(s.eid)] };
+  return ecmRequest({ ...s, itrRloc: ip(s.itrRloc) });
+}
+
+/**
+ * A key offer as a map-server forwards it (ECM with E): sent straight to an ETR by anyone, it
+ * names any locator, so it is how a stranger makes an ETR agree keys for fake locators.
+ */
+export function forwardedKeyOffer(s: KeyOfferSpec & { readonly innerSource: string }): Uint8Array {
+  return ecmRequest({ nonce: s.nonce, eid: s.eid, itrRloc: offeredRloc(s), innerSource: s.innerSource, innerSourcePort: 4342, toEtr: true });
+}
+
+function ecmRequest(s: { readonly nonce: bigint; readonly eid: string; readonly itrRloc: Address; readonly innerSource: string; readonly innerSourcePort: number; readonly toEtr: boolean }): Uint8Array {
+  const request: MapRequest = { ...MAP_REQUEST_DEFAULTS, nonce: s.nonce, sourceEid: NO_ADDRESS, itrRlocs: [s.itrRloc], records: [hostRecord(s.eid)] };
   const ecm: Ecm<MapRequest> = {
     ...ECM_DEFAULTS,
     toEtr: s.toEtr,

@@ -6,7 +6,7 @@
 //
 //   send           given datagrams (base64), cycled `count` times at `perSecond`, optionally from
 //                  a spoofed source, or from source port 0
-//   fake-locators  key offers naming `count` distinct locators in 198.18.1.0 - 198.19.255.255
+//   fake-locators  forwarded-style key offers (ECM, E) naming `count` distinct locators in 198.18.1.0 - 198.19.255.255
 //                  (cycled, each round under the next key-id, when count is larger)
 //   inject         the key-substitution attack: learn the ETR's X25519 key from a reply to our own
 //                  offer, offer the same key for the victim's locator (directly or through the
@@ -24,7 +24,7 @@ import { offeredKey } from '../../src/lisp/xtr-control/key-exchange.js';
 import { cipherBackend } from '../../src/node/cipher-backends.js';
 import { openTun } from '../../src/tun/tun-device.js';
 import { openBatchUdpSocket } from '../../src/tun/udp-socket.js';
-import { keyOfferEcm, keyOfferRequest } from './attack-messages.js';
+import { forwardedKeyOffer, keyOfferEcm, keyOfferRequest } from './attack-messages.js';
 import { ipUdpPacket } from './ip-packet.js';
 import { pacedSend, type PacedReport } from './paced-send.js';
 
@@ -113,7 +113,8 @@ async function fakeLocators(plan: Extract<HostilePlan, { kind: 'fake-locators' }
       const a = (first + (i % distinct)) >>> 0;
       address.set([a >>> 24, (a >>> 16) & 0xff, (a >>> 8) & 0xff, a & 0xff]);
       const keyId = ((Math.floor(i / distinct) % 3) + 1) as KeyId;
-      const bytes = keyOfferRequest({ nonce: BigInt(i), eid: plan.eid, locator: formatIpv4(address), publicKey, keyId });
+      // As a forwarded request (E): the ETR agrees a key for the locator it names, wherever it came from.
+      const bytes = forwardedKeyOffer({ nonce: BigInt(i), eid: plan.eid, locator: formatIpv4(address), publicKey, keyId, innerSource: formatIpv4(address) });
       slot.set(bytes);
       return { length: bytes.length, address: plan.target, port: 4342, tag: 'sent' };
     });

@@ -1,7 +1,8 @@
-// Attack d of issue 12 and its verdict, shared by test/attack.e2e.test.ts (50,000 offers) and
-// `npm run attack` (1,000,000): key offers naming distinct fake locators sent to x2, while x1 pings
-// x2, with x2's resident memory sampled throughout. Every offer costs the ETR an X25519 agreement
-// and, today, receive contexts that are never evicted. The checks: x2 survives, its memory grows
+// Attack d of issue 12 and its verdict, shared by test/attack.e2e.test.ts and `npm run attack`
+// (1,000,000): key offers naming distinct fake locators sent to x2 as forwarded requests (ECM, E),
+// which x2 answers with a candidate key each, while x1 pings x2, with x2's resident memory sampled
+// throughout. Every offer costs the ETR an X25519 agreement and a candidate session, of which it
+// keeps a bounded number (responder.ts ResponderLimits). The checks: x2 survives, its memory grows
 // by at most `boundKb`, x1 -> x2 loses at most 1 % meanwhile and nothing afterwards.
 import { formatPing, lossOf, X2, type AttackLab, type PingResult } from './attack-lab.js';
 import type { HostilePlan, HostileReport } from './hostile-host.js';
@@ -24,7 +25,7 @@ export async function fakeLocatorOffers(l: AttackLab, o: { readonly offers: numb
   const start = l.rss('x2');
   let peak = start;
   const sampler = setInterval(() => (peak = Math.max(peak, l.rss('x2'))), 250);
-  const installedBefore = (await l.xtr('x2')).control.responder['key-installed'] ?? 0;
+  const installedBefore = (await l.xtr('x2')).control.responder['key-candidate'] ?? 0;
   const snmpBefore = await l.udpSnmp(l.namespace('x2'));
   const plan: HostilePlan = { kind: 'fake-locators', target: X2.locator, eid: X2.eid, count: o.offers, perSecond: o.perSecond };
   const { result, ping } = await l.pingDuring(() => l.hostile<HostileReport>('hostile-host', plan, (o.offers / o.perSecond) * 1000 + 120_000)).finally(() => clearInterval(sampler));
@@ -44,7 +45,7 @@ export async function fakeLocatorOffers(l: AttackLab, o: { readonly offers: numb
     elapsedMs: result.elapsedMs,
     rssKb: { start, peak, end },
     kernelDrops: (snmp.InErrors ?? 0) - (snmpBefore.InErrors ?? 0),
-    keyInstalled: (status?.control.responder['key-installed'] ?? 0) - installedBefore,
+    keyInstalled: (status?.control.responder['key-candidate'] ?? 0) - installedBefore,
     sessionRows: status?.sessions.length ?? 0,
     ping: { during: ping, after },
     failures,

@@ -60,11 +60,11 @@ test('b. key offers naming x1\'s locator, from a stranger', { skip, timeout: 120
     const keyId = await x1KeyId(l);
     const offer = { nonce: nonce(), eid: X2.eid, locator: X1.locator, publicKey: randomBytes(32), keyId };
     const bytes = via === 'direct' ? keyOfferRequest(offer) : keyOfferEcm({ ...offer, innerSource: EVIL.eid, innerSourcePort: 4342 });
-    const installed = await counter(l, 'x2', 'responder', 'key-installed');
+    const installed = await counter(l, 'x2', 'responder', 'key-candidate');
     await send(l, { kind: 'send', target: via === 'direct' ? X2.locator : MS.locator, port: 4342, payloads: [b64(bytes)], count: 1, perSecond: 10 });
     await sleep(300);
     const ping = await l.ping('x1', X2.eid, { count: 30, intervalMs: 50 });
-    t.diagnostic(`one offer for key-id ${keyId} ${via === 'direct' ? 'to x2' : 'through the map-server'} (x2 key-installed +${(await counter(l, 'x2', 'responder', 'key-installed')) - installed}); ${pingLine('after', ping)}`);
+    t.diagnostic(`one offer for key-id ${keyId} ${via === 'direct' ? 'to x2' : 'through the map-server'} (x2 key-candidate +${(await counter(l, 'x2', 'responder', 'key-candidate')) - installed}); ${pingLine('after', ping)}`);
     return ping;
   };
 
