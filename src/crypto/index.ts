@@ -3,6 +3,7 @@ export * from './cipher-backend.js';
 export * from './cipher-suite.js';
 export * from './crypto-eid.js';
 export * from './ecdsa.js';
+export * from './key-agreement-signature.js';
 export * from './eid-signature.js';
 export * from './node-cipher-backend.js';
 export * from './p256.js';

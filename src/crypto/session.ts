@@ -218,8 +218,10 @@ interface FallbackKey<M> {
   expiresAt: number;
 }
 
-interface FallbackOpen {
+interface FallbackOpen<M> {
   readonly status: number;
+  /** The meta of the key that opened it, when ok. */
+  readonly meta?: M | undefined;
   /** Where the plaintext starts, when ok. */
   readonly offset: number;
   /** 8 + IV + padded plaintext, when ok. */
@@ -381,9 +383,9 @@ export class OpeningSession<M = unknown> {
    * first: in-flight packets of a rekey are the common case). Undefined when none of them can
    * say more than the current keys did.
    */
-  private openFallback(p: Uint8Array, length: number, now: number): FallbackOpen | undefined {
+  private openFallback(p: Uint8Array, length: number, now: number): FallbackOpen<M> | undefined {
     const keyId = ((p[0] ?? 0) & 0x03) as KeyId;
-    let result: FallbackOpen | undefined;
+    let result: FallbackOpen<M> | undefined;
     for (const role of ['retiring', 'candidate'] as const) {
       for (const f of this.fallbacks) {
         if (f.role !== role || f.keyId !== keyId || f.expiresAt <= now) continue;
@@ -405,7 +407,7 @@ export class OpeningSession<M = unknown> {
         if (status === S.ok) {
           slot.window?.accept(counter);
           if (f.role === 'candidate') this.promote(f, slot, now);
-          return { status, offset: HEADER + slot.layout.ivLength, length: one.lengths[0] ?? 0 };
+          return { status, offset: HEADER + slot.layout.ivLength, length: one.lengths[0] ?? 0, meta: f.meta };
         }
         return { status, offset: 0, length };
       }
@@ -416,9 +418,10 @@ export class OpeningSession<M = unknown> {
   /**
    * Opens packets[0..count). statuses[i] gets an index into SESSION_OPEN_STATUS; lengths[i] in:
    * the received length; out (when ok): 8 + ivLength + padded plaintext, and payloadOffsets[i]
-   * (when given) where the plaintext starts.
+   * (when given) where the plaintext starts, and openedBy[i] (when given) the meta of the key
+   * that opened it (what it was agreed from: the caller's check of the inner source).
    */
-  openBatch(packets: readonly Uint8Array[], lengths: Uint32Array, statuses: Uint8Array, count: number, now: number, payloadOffsets?: Uint32Array): void {
+  openBatch(packets: readonly Uint8Array[], lengths: Uint32Array, statuses: Uint8Array, count: number, now: number, payloadOffsets?: Uint32Array, openedBy?: (M | undefined)[]): void {
     this.reserve(count);
     for (const keyId of [1, 2, 3] as const) {
       const slot = this.slots[keyId];
@@ -467,6 +470,7 @@ export class OpeningSession<M = unknown> {
         if (status === S.ok) {
           lengths[i] = this.groupLengths[j] ?? 0;
           if (payloadOffsets) payloadOffsets[i] = HEADER + slot.layout.ivLength;
+          if (openedBy) openedBy[i] = this.metas[keyId];
         }
       }
     }
@@ -483,6 +487,7 @@ export class OpeningSession<M = unknown> {
           if (retried.status === S.ok) {
             lengths[i] = retried.length;
             if (payloadOffsets) payloadOffsets[i] = retried.offset;
+            if (openedBy) openedBy[i] = retried.meta;
           }
         }
       }

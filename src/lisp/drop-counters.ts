@@ -36,6 +36,8 @@ export const DROP_REASONS = [
   'etr-not-local-eid',
   'etr-unknown-source',
   'etr-spoofed-source',
+  /** A crypto-EID source under a key not agreed with that EID (or in clear). */
+  'etr-crypto-eid-unauthenticated',
   'etr-tun-write-failed',
   'etr-handler-error',
 ] as const;

@@ -2,7 +2,8 @@
 // 4341 payloads in, a batch of inner packets for the TUN out, every other packet counted under
 // its drop reason. Order of checks: header, instance, key (ICV before decryption, replay window),
 // inner version and length, destination must be a local EID, source must be an EID-prefix
-// mapped to the locator the packet came from (anti-spoofing).
+// mapped to the locator the packet came from (anti-spoofing), and a crypto-EID source must be the
+// EID the opening key was agreed with (signed key agreement, docs/key-agreement.md).
 import { SESSION_OPEN_STATUS, type OpeningSession, type SessionOpenStatus } from '../crypto/session.js';
 import { CONTROL_IN_DATA_IID, DATA_HEADER_LENGTH } from './data-header.js';
 import type { DropCounters, DropReason } from './drop-counters.js';
@@ -61,6 +62,12 @@ export interface EtrOptions {
   /** With no peer entry: accept clear packets from strangers (no encryption configured at all). */
   readonly acceptClearFromStrangers: boolean;
   readonly drops: DropCounters;
+  /**
+   * Inner sources inside `prefix` (crypto-EIDs) are delivered only when the key that opened the
+   * packet was agreed with exactly that EID; `eidOf` reads it from the key's meta (undefined:
+   * not authenticated). Without it, any key of the sending locator will do.
+   */
+  readonly cryptoSources?: { readonly prefix: EidPrefix; readonly eidOf: (meta: unknown) => Uint8Array | undefined };
 }
 
 const OPEN_DROP: Readonly<Record<SessionOpenStatus, DropReason | undefined>> = {
@@ -97,6 +104,7 @@ export class Etr {
   private groupLengths = new Uint32Array(0);
   private groupStatuses = new Uint8Array(0);
   private groupOffsets = new Uint32Array(0);
+  private groupMetas: unknown[] = [];
 
   constructor(private readonly options: EtrOptions) {}
 
@@ -131,7 +139,7 @@ export class Etr {
           drops.add('etr-clear-refused');
           continue;
         }
-        this.inner(input, i, DATA_HEADER_LENGTH, length - DATA_HEADER_LENGTH, now, out);
+        this.inner(input, i, DATA_HEADER_LENGTH, length - DATA_HEADER_LENGTH, undefined, now, out);
         continue;
       }
       if (!peer?.opening) {
@@ -161,7 +169,7 @@ export class Etr {
       this.groupBufs[k] = input.bufs[i] ?? new Uint8Array(0);
       this.groupLengths[k] = input.lengths[i] ?? 0;
     }
-    session.openBatch(this.groupBufs, this.groupLengths, this.groupStatuses, n, now, this.groupOffsets);
+    session.openBatch(this.groupBufs, this.groupLengths, this.groupStatuses, n, now, this.groupOffsets, this.groupMetas);
     for (let k = 0; k < n; k++) {
       const status = SESSION_OPEN_STATUS[this.groupStatuses[k] ?? 255] ?? 'bad-length';
       const drop = OPEN_DROP[status];
@@ -171,7 +179,7 @@ export class Etr {
       }
       const i = list[k] ?? 0;
       const start = this.groupOffsets[k] ?? DATA_HEADER_LENGTH;
-      this.inner(input, i, start, (this.groupLengths[k] ?? 0) - start, now, out);
+      this.inner(input, i, start, (this.groupLengths[k] ?? 0) - start, this.groupMetas[k], now, out);
     }
   }
 
@@ -181,7 +189,7 @@ export class Etr {
   }
 
   /** The inner-packet checks, then delivery. */
-  private inner(input: EtrInput, i: number, offset: number, available: number, now: number, out: EtrOutput): void {
+  private inner(input: EtrInput, i: number, offset: number, available: number, keyMeta: unknown, now: number, out: EtrOutput): void {
     const { drops } = this.options;
     const buf = input.bufs[i] ?? new Uint8Array(0);
     const family = ipFamily(buf, offset, available);
@@ -214,6 +222,14 @@ export class Etr {
     if (!cameFrom(source.locators, fromFamily, from, at)) {
       drops.add('etr-spoofed-source');
       return;
+    }
+    const crypto = this.options.cryptoSources;
+    if (crypto && family === 6 && prefixContains(crypto.prefix, buf, offset + sourceOffset(6))) {
+      const eid = keyMeta === undefined ? undefined : crypto.eidOf(keyMeta);
+      if (!eid || !sameBytes(eid, buf, offset + sourceOffset(6))) {
+        drops.add('etr-crypto-eid-unauthenticated');
+        return;
+      }
     }
     const k = out.count++;
     out.index[k] = i;

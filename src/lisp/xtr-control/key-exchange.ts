@@ -47,9 +47,10 @@ export function securityKeyAddress(suite: CipherSuite, keyId: KeyId, publicKey: 
   return { afi: 'lcaf', lcaf: { type: 'security-key', cipherSuite: suite, rekey: false, keys, locator: rloc } };
 }
 
-/** Our locator with our key, in the chosen form. */
-export function keyedLocator(form: KeyedLocatorForm, suite: CipherSuite, keyId: KeyId, publicKey: Uint8Array, rloc: Address): Address {
+/** Our locator with our key, in the chosen form; with a proof (a JSON LCAF), always AFI-List{RLOC, key, proof}. */
+export function keyedLocator(form: KeyedLocatorForm, suite: CipherSuite, keyId: KeyId, publicKey: Uint8Array, rloc: Address, proof?: Address): Address {
   const key = securityKeyAddress(suite, keyId, publicKey, rloc);
+  if (proof) return { afi: 'lcaf', lcaf: { type: 'afi-list', items: [rloc, key, proof] } };
   return form === 'direct' ? key : { afi: 'lcaf', lcaf: { type: 'afi-list', items: [rloc, key] } };
 }
 
@@ -277,8 +278,8 @@ export class LocatorSealing {
 export type SessionAuthentication =
   /** RFC 8061 as is: the nonce keeps off-path strangers out, an on-path attacker could sit in the middle. */
   | { readonly kind: 'unauthenticated' }
-  /** Both offer and answer signed by the crypto-EIDs' keys (docs/key-agreement.md). */
-  | { readonly kind: 'crypto-eid'; readonly peerEid: string };
+  /** Signed by the peer's crypto-EID key over the exchange (docs/key-agreement.md); `eid` is `peerEid`'s 16 bytes. */
+  | { readonly kind: 'crypto-eid'; readonly peerEid: string; readonly eid: Uint8Array };
 
 export const UNAUTHENTICATED: SessionAuthentication = { kind: 'unauthenticated' };
 
@@ -361,6 +362,6 @@ export class LocatorOpening {
   }
 }
 
-function sameAuthentication(a: SessionAuthentication, b: SessionAuthentication): boolean {
+export function sameAuthentication(a: SessionAuthentication, b: SessionAuthentication): boolean {
   return a.kind === b.kind && (a.kind === 'unauthenticated' || (b.kind === 'crypto-eid' && a.peerEid === b.peerEid));
 }

@@ -15,6 +15,10 @@
 //   lispers.net) until a rekey is due, then a fresh pair under the next key-id.
 // - Probes (P=1, not encapsulated) go to every learned locator every 10 s; a locator is down after
 //   `probeMissedLimit` unanswered probes or `probeReplyWaitMs` without an answer.
+// - Signed key agreement (`authentication`, key-agreement-proof.ts): every offer carries our
+//   crypto-EID's proof; an answer's proof must hold or its key is refused. Traffic to a crypto-EID
+//   is sealed only under a key whose answer was signed by exactly that EID (`sealingFor`), and a
+//   locator once authenticated takes no unsigned key and is not unkeyed by an unsigned reply.
 import type { CipherBackend } from '../../crypto/cipher-backend.js';
 import type { CipherSuite } from '../../crypto/cipher-suite.js';
 import { signMapRequest } from '../../crypto/eid-signature.js';
@@ -31,7 +35,10 @@ import type { MapReply } from '../map-reply.js';
 import { MAP_REQUEST_DEFAULTS, type MapRequest } from '../map-request.js';
 import { familyBits, formatPrefix, prefixCovers, prefixOfEid } from '../prefix.js';
 import { ACTION, EID_RECORD_DEFAULTS, type EidRecord, type LocatorRecord } from '../records.js';
-import { createItrPeer, generateKeyPair, ipOf, LocatorSealing, offeredKey, securityKeyAddress, type Random } from './key-exchange.js';
+import { eidInPrefix } from '../../crypto/crypto-eid.js';
+import type { EidPrefix } from '../prefix.js';
+import { answerTranscript, checkProof, jsonAddress, KEY_PROOF_REFUSALS, makeProof, offerTranscript, PROOF_FIELD, proofIn, transcriptEid, type CryptoEidScope, type KeyAgreementIdentity, type ProofFields } from './key-agreement-proof.js';
+import { createItrPeer, generateKeyPair, ipOf, LocatorSealing, offeredKey, sameAuthentication, sameBytes, securityKeyAddress, type Random } from './key-exchange.js';
 
 export const LISP_CONTROL_PORT = 4342;
 
@@ -107,6 +114,8 @@ export interface ResolverOptions<S> {
   readonly signer?: { readonly instanceId: number; readonly eid: string; readonly scalar: Uint8Array };
   /** Upper bound on a learned mapping's lifetime, whatever its TTL says; default DEFAULT_MAX_LEARNED_TTL_MINUTES. */
   readonly maxLearnedTtlMinutes?: number;
+  /** Signed key agreement: our crypto-EID signs every offer; crypto-EIDs (`scope`) get only keys their own EID signed. */
+  readonly authentication?: { readonly identity: KeyAgreementIdentity; readonly scope: CryptoEidScope };
 }
 
 /**
@@ -152,6 +161,13 @@ export const RESOLVER_COUNTERS = [
   'key-refused-suite',
   'key-malformed',
   'key-derivation-failed',
+  /** An answer signed by a crypto-EID, its proof checked. */
+  'key-answer-authenticated',
+  ...KEY_PROOF_REFUSALS,
+  /** An unsigned answer for a locator whose key is authenticated: no downgrade. */
+  'key-unsigned-refused',
+  /** A keyless probe reply from an authenticated locator: its key stays. */
+  'unkey-refused',
   'unkeyed',
   'probe-sent',
   'probe-no-rloc',
@@ -439,7 +455,7 @@ export class Resolver<S> {
       nonce,
       iid: p.iid,
       eid: p.eid,
-      sourceEid: signed ? signedSourceEid(signer, nonce, p.iid, eid) : sourceEid === undefined ? NO_ADDRESS : wrapIid(p.iid, ip(sourceEid)),
+      sourceEid: signed ? signedSourceEid(signer, nonce, p.iid, eid, p.pair && this.offerProof(nonce, p.eid, 1, p.pair.publicKey)) : sourceEid === undefined ? NO_ADDRESS : wrapIid(p.iid, ip(sourceEid)),
       itrRlocs,
       innerSource: signed ? signer.eid : innerSource,
       sourcePort: this.options.controlPort,
@@ -504,11 +520,11 @@ export class Resolver<S> {
     const installed = record ? this.install(p, record, now) : 'not-installed';
     if (record && typeof installed === 'object') {
       for (const l of installed.locators) {
-        if (p.pair && l.record) this.exchange(l.address, p.pair, l.record, 'resolution', now);
+        if (p.pair && l.record) this.exchange(l.address, p.pair, l.record, reply.nonce, 'resolution', now);
         this.ensureProbe(l.address, l.family, installed.prefix.instanceId, record, now);
         const probe = this.probes.get(l.address);
         if (probe && !probe.reachable) l.reachable = false;
-        l.state = this.options.attach(l, this.keyedSealing(l.address));
+        l.state = this.options.attach(l, this.entrySealing(l.address, installed.prefix));
       }
     }
     if (p.held.length === 0) return [];
@@ -559,9 +575,33 @@ export class Resolver<S> {
 
   // ------------------------------------------------------------------ keys
 
-  private keyedSealing(address: string): SealingSession | undefined {
+  /**
+   * The sealing a map-cache entry for `prefix` may use at `address`. A crypto-EID's traffic is
+   * sealed only under a key whose answer its own EID signed: a key agreed with anyone else (an
+   * unsigned answer, another node's crypto-EID) leaves it without one, so it is dropped, never
+   * sent to the wrong holder.
+   */
+  private entrySealing(address: string, prefix: EidPrefix): SealingSession | undefined {
     const s = this.sealings.get(address);
-    return s?.keyed ? s.sealing : undefined;
+    if (!s?.keyed) return undefined;
+    if (!this.isCryptoEid(prefix)) return s.sealing;
+    const a = s.authentication;
+    return a.kind === 'crypto-eid' && prefix.length === 128 && sameBytes(a.eid, prefix.address) ? s.sealing : undefined;
+  }
+
+  /** Is `prefix` within the crypto-EID prefix (so only its owner's signed key will do)? */
+  private isCryptoEid(prefix: EidPrefix): boolean {
+    const scope = this.options.authentication?.scope;
+    return scope !== undefined && prefix.family === 6 && prefix.length >= scope.prefix.length && eidInPrefix(prefix.address, scope.prefix);
+  }
+
+  /** Our proof for an offer of `itrKey` as `keyId` for `target` (an EID as text), when we sign. */
+  private offerProof(nonce: bigint, target: string, keyId: 1 | 2 | 3, itrKey: Uint8Array): ProofFields | undefined {
+    const auth = this.options.authentication;
+    const suite = this.options.encryption?.suite;
+    const etrEid = transcriptEid(target);
+    if (!auth || suite === undefined || !etrEid) return undefined;
+    return makeProof(auth.identity, offerTranscript({ nonce, instanceId: auth.identity.instanceId, etrEid, suite, keyId, itrKey }, auth.identity.eid));
   }
 
   private sealingState(address: string): LocatorSealing | undefined {
@@ -580,13 +620,16 @@ export class Resolver<S> {
    * they are (a map-server proxy reply carries none: keys come from probes); a probe reply without
    * one means the ETR stopped encrypting (lispers.net "unkeying").
    */
-  private exchange(address: string, pair: X25519KeyPair, record: LocatorRecord, via: 'resolution' | 'probe', now: number): void {
+  private exchange(address: string, pair: X25519KeyPair, record: LocatorRecord, nonce: bigint, via: 'resolution' | 'probe', now: number): void {
     const state = this.sealingState(address);
     if (!state) return;
     const wasKeyed = state.keyed;
+    const wasAuthentication = state.authentication;
     const offer = offeredKey(record.locator);
     switch (offer.kind) {
       case 'key': {
+        const proven = this.answerAuthentication(state, record.locator, nonce, pair, offer);
+        if (!proven) return;
         let result: 'installed' | 'unchanged';
         try {
           result = state.complete(pair, offer, this.options.random, now, (keys, salt) => this.saltInUse(state, keys, salt));
@@ -595,6 +638,7 @@ export class Resolver<S> {
           return;
         }
         if (result === 'installed') this.count('key-installed');
+        state.authentication = proven;
         break;
       }
       case 'refused':
@@ -606,10 +650,41 @@ export class Resolver<S> {
         if (via === 'probe' && wasKeyed) this.unkey(state);
         break;
     }
-    if (state.keyed !== wasKeyed) this.reattach(address);
+    if (state.keyed !== wasKeyed || state.authentication !== wasAuthentication) this.reattach(address);
+  }
+
+  /**
+   * How an answer's key is authenticated, or undefined (counted) when it is to be refused: a
+   * proof that does not hold, or no proof where the locator's key was authenticated before.
+   */
+  private answerAuthentication(state: LocatorSealing, locator: Address, nonce: bigint, pair: X25519KeyPair, answer: { readonly suite: number; readonly keyId: 1 | 2 | 3; readonly publicKey: Uint8Array }): LocatorSealing['authentication'] | undefined {
+    const auth = this.options.authentication;
+    const proof = auth && proofIn(locator);
+    if (!auth || proof === undefined) {
+      if (state.authentication.kind === 'unauthenticated') return state.authentication;
+      this.count('key-unsigned-refused');
+      return undefined;
+    }
+    const facts = { nonce, instanceId: auth.identity.instanceId, itrEid: auth.identity.eid, suite: answer.suite, keyId: answer.keyId, itrKey: pair.publicKey, etrKey: answer.publicKey };
+    const checked = checkProof(proof, auth.identity.instanceId, (etrEid) => answerTranscript(facts, etrEid), auth.scope);
+    switch (checked.kind) {
+      case 'refused':
+        this.count(checked.reason);
+        return undefined;
+      case 'unsigned':
+        return state.authentication.kind === 'unauthenticated' ? state.authentication : undefined;
+      case 'authenticated':
+        this.count('key-answer-authenticated');
+        return sameAuthentication(state.authentication, checked.authentication) ? state.authentication : checked.authentication;
+    }
   }
 
   private unkey(state: LocatorSealing): void {
+    if (state.authentication.kind === 'crypto-eid') {
+      // Only the peer could say so, and an unsigned reply is anyone's: the key stays.
+      this.count('unkey-refused');
+      return;
+    }
     state.unkey();
     this.count('unkeyed');
   }
@@ -621,15 +696,15 @@ export class Resolver<S> {
 
   /** Gives every map-cache locator with this address a fresh data-plane object (its keys changed). */
   private reattach(address: string): void {
-    const sealing = this.keyedSealing(address);
-    for (const l of this.locatorsAt(address)) l.state = this.options.attach(l, sealing);
+    for (const e of this.learnedEntries()) for (const l of e.locators) if (l.address === address) l.state = this.options.attach(l, this.entrySealing(address, e.prefix));
+  }
+
+  private *learnedEntries(): Generator<PositiveEntry<S>> {
+    for (const e of this.options.mapCache.entries()) if (e.kind === 'positive' && e.origin === 'learned') yield e;
   }
 
   private *locatorsAt(address: string): Generator<MapCacheLocator<S>> {
-    for (const e of this.options.mapCache.entries()) {
-      if (e.kind !== 'positive' || e.origin !== 'learned') continue;
-      for (const l of e.locators) if (l.address === address) yield l;
-    }
+    for (const e of this.learnedEntries()) for (const l of e.locators) if (l.address === address) yield l;
   }
 
   // ------------------------------------------------------------------ probing
@@ -695,7 +770,7 @@ export class Resolver<S> {
       ...MAP_REQUEST_DEFAULTS,
       probe: true,
       nonce,
-      sourceEid: NO_ADDRESS,
+      sourceEid: offer ? this.probeSourceEid(nonce, s.target, offer) : NO_ADDRESS,
       itrRlocs: [itrRloc],
       records: [{ reserved: 0, eidMaskLength: s.target.length, eid: s.target.eid }],
     };
@@ -714,6 +789,15 @@ export class Resolver<S> {
     return { kind: 'send', what: 'rloc-probe', to: s.address, port: LISP_CONTROL_PORT, bytes: encodeRequest(request) };
   }
 
+  /** A probe's Source-EID when we sign its offer: a JSON LCAF naming us, with the proof. */
+  private probeSourceEid(nonce: bigint, target: ProbeState['target'], offer: { readonly pair: X25519KeyPair; readonly keyId: 1 | 2 | 3 }): Address {
+    const auth = this.options.authentication;
+    const eid = ipOf(target.eid);
+    const proof = auth && eid && this.offerProof(nonce, eid.address, offer.keyId, offer.pair.publicKey);
+    if (!auth || !proof) return NO_ADDRESS;
+    return jsonAddress({ 'source-eid': `[${auth.identity.instanceId}]${formatIpv6(auth.identity.eid)}`, [PROOF_FIELD]: proof });
+  }
+
   private probeReply(s: ProbeState, reply: MapReply, now: number): void {
     const sent = s.outstanding.get(reply.nonce);
     for (const n of s.outstanding.keys()) this.probeNonces.delete(n);
@@ -726,7 +810,7 @@ export class Resolver<S> {
     }
     for (const l of this.locatorsAt(s.address)) l.reachable = true;
     const record = probedLocator(reply, s.address);
-    if (sent?.pair && record) this.exchange(s.address, sent.pair, record, 'probe', now);
+    if (sent?.pair && record) this.exchange(s.address, sent.pair, record, reply.nonce, 'probe', now);
   }
 
   // ------------------------------------------------------------------ small parts
@@ -808,15 +892,14 @@ export function encodeEcmMapRequest(spec: EcmMapRequestSpec): Uint8Array {
   return encodeEcm(ecm);
 }
 
-/** The Source-EID of a signed Map-Request: a JSON LCAF naming the signer and its signature. */
-export function signedSourceEid(signer: { readonly instanceId: number; readonly eid: string; readonly scalar: Uint8Array }, nonce: bigint, iid: number, target: Address): Address {
+/** The Source-EID of a signed Map-Request: a JSON LCAF naming the signer and its signature (and the key offer's proof). */
+export function signedSourceEid(signer: { readonly instanceId: number; readonly eid: string; readonly scalar: Uint8Array }, nonce: bigint, iid: number, target: Address, proof?: ProofFields): Address {
   const nonceBytes = new Uint8Array(8);
   new DataView(nonceBytes.buffer).setBigUint64(0, nonce);
   const source = { iid, text: signer.eid };
   const signature = signMapRequest(signer.scalar, nonceBytes, source, { iid, text: target.afi === 'ipv4' || target.afi === 'ipv6' ? target.address : '' });
   const eidText = `[${iid}]${signer.eid}`;
-  const json = JSON.stringify({ 'source-eid': eidText, 'signature-eid': eidText, signature });
-  return { afi: 'lcaf', lcaf: { type: 'json', json, jsonFlags: 0, address: NO_ADDRESS } };
+  return jsonAddress({ 'source-eid': eidText, 'signature-eid': eidText, signature, ...(proof && { [PROOF_FIELD]: proof }) });
 }
 
 export function wrapIid(iid: number, a: Address): Address {

@@ -22,6 +22,10 @@
 //   spoofing its RLOC. Keys go when replaced (grace period) or when `forget` is called; an ITR
 //   that stopped encrypting is still accepted in clear when `acceptClear` says so.
 // - A refused suite (parseCipherSuite: 6, MODP suites, unknown) is answered without a key.
+// - Signed offers (key-agreement-proof.ts, with `authentication` set): a valid proof makes the
+//   candidate authenticated as the ITR's crypto-EID and our answer carries our own proof; a proof
+//   that fails is answered without a key (counted by its reason); an unsigned offer is answered
+//   unsigned, as RFC 8061 (and lispers.net) expect.
 import type { CipherBackend } from '../../crypto/cipher-backend.js';
 import type { CipherSuite } from '../../crypto/cipher-suite.js';
 import type { KeyId, SessionLimits } from '../../crypto/session.js';
@@ -34,7 +38,8 @@ import type { MapReply } from '../map-reply.js';
 import { MAP_REQUEST_DEFAULTS, type MapRequest } from '../map-request.js';
 import { prefixCovers, prefixOfEid, type EidPrefix } from '../prefix.js';
 import { REPLY_DESTINATION_REFUSALS, replyDestinationRefusal } from '../reply-destination.js';
-import { ipOf, keyedLocator, LocatorOpening, offeredKey, UNAUTHENTICATED, type KeyedLocatorForm, type OfferedKey, type Random } from './key-exchange.js';
+import { answerTranscript, checkProof, jsonAddress, KEY_PROOF_REFUSALS, makeProof, offerTranscript, PROOF_FIELD, proofIn, transcriptEid, type KeyAgreementIdentity, type CryptoEidScope } from './key-agreement-proof.js';
+import { ipOf, keyedLocator, LocatorOpening, offeredKey, UNAUTHENTICATED, type KeyedLocatorForm, type OfferedKey, type Random, type SessionAuthentication } from './key-exchange.js';
 
 export interface ResponderOptions {
   readonly instanceId: number;
@@ -59,6 +64,8 @@ export interface ResponderOptions {
   readonly random: Random;
   /** Bounds on per-ITR key state; defaults DEFAULT_RESPONDER_LIMITS. */
   readonly limits?: Partial<ResponderLimits>;
+  /** Signed key agreement: our crypto-EID signs answers to signed offers, which are checked in `scope`. */
+  readonly authentication?: { readonly identity: KeyAgreementIdentity; readonly scope: CryptoEidScope };
 }
 
 export interface ResponderLimits {
@@ -100,6 +107,9 @@ export const RESPONDER_COUNTERS = [
   'key-suite-not-enabled',
   'key-malformed',
   'key-derivation-failed',
+  /** A signed offer whose proof held: the candidate is authenticated as the ITR's crypto-EID. */
+  'key-offer-authenticated',
+  ...KEY_PROOF_REFUSALS,
   'smr-sent',
   ...REPLY_DESTINATION_REFUSALS,
 ] as const;
@@ -234,7 +244,9 @@ export class Responder {
       return [];
     }
     this.remember(destination.address, now);
-    const key = keyLocator && offer.kind === 'key' ? this.keyFor(offer, keyLocator.address, now) : this.countOffer(offer);
+    const proven = keyLocator && offer.kind === 'key' ? this.offerAuthentication(request, offer) : undefined;
+    const key = keyLocator && offer.kind === 'key' && proven !== 'refused' ? this.keyFor(offer, keyLocator.address, proven ?? UNAUTHENTICATED, now) : this.countOffer(offer);
+    const proof = key && proven && proven !== 'refused' && offer.kind === 'key' ? this.answerProof(request.nonce, offer, key.publicKey, proven) : undefined;
     const probed = request.probe ? (probedRloc ?? this.options.rlocs.find((r) => (r.includes(':') ? 6 : 4) === destination.family)) : undefined;
     const locators: LocatorRecord[] = this.options.rlocs.map((r) => {
       const plain = ip(r);
@@ -246,7 +258,7 @@ export class Responder {
         local: true,
         reachable: true,
         probed: probed !== undefined && r === probed,
-        locator: key && suite !== undefined ? keyedLocator(this.options.encryption?.form ?? 'afi-list', suite, key.keyId, key.publicKey, plain) : plain,
+        locator: key && suite !== undefined ? keyedLocator(this.options.encryption?.form ?? 'afi-list', suite, key.keyId, key.publicKey, plain, proof) : plain,
       };
     });
     const eid: Address = ip(text(local));
@@ -291,6 +303,39 @@ export class Responder {
     return named;
   }
 
+  /**
+   * How a key offer is authenticated: undefined when unsigned (or we do not sign), else the ITR's
+   * crypto-EID, or 'refused' (counted) when its proof does not hold.
+   */
+  private offerAuthentication(request: MapRequest, offer: Extract<OfferedKey, { kind: 'key' }>): Extract<SessionAuthentication, { kind: 'crypto-eid' }> | 'refused' | undefined {
+    const auth = this.options.authentication;
+    const proof = auth && proofIn(request.sourceEid);
+    if (!auth || proof === undefined) return undefined;
+    const target = request.records[0] && ipOf(request.records[0].eid);
+    const etrEid = target && transcriptEid(target.address);
+    if (!etrEid) {
+      this.count('key-proof-malformed');
+      return 'refused';
+    }
+    const facts = { nonce: request.nonce, instanceId: auth.identity.instanceId, etrEid, suite: offer.suite, keyId: offer.keyId, itrKey: offer.publicKey };
+    const checked = checkProof(proof, auth.identity.instanceId, (itrEid) => offerTranscript(facts, itrEid), auth.scope);
+    if (checked.kind === 'refused') {
+      this.count(checked.reason);
+      return 'refused';
+    }
+    if (checked.kind === 'unsigned') return undefined;
+    this.count('key-offer-authenticated');
+    return checked.authentication;
+  }
+
+  /** Our proof for the answer to an authenticated offer (a JSON LCAF for the keyed locator). */
+  private answerProof(nonce: bigint, offer: Extract<OfferedKey, { kind: 'key' }>, etrKey: Uint8Array, itr: Extract<SessionAuthentication, { kind: 'crypto-eid' }>): Address | undefined {
+    const auth = this.options.authentication;
+    if (!auth) return undefined;
+    const facts = { nonce, instanceId: auth.identity.instanceId, itrEid: itr.eid, suite: offer.suite, keyId: offer.keyId, itrKey: offer.publicKey, etrKey };
+    return jsonAddress({ [PROOF_FIELD]: makeProof(auth.identity, answerTranscript(facts, auth.identity.eid)) });
+  }
+
   /** Counts an offer we answer without a key; always undefined. */
   private countOffer(offer: OfferedKey): undefined {
     if (offer.kind === 'refused') this.count('key-refused-suite');
@@ -299,7 +344,7 @@ export class Responder {
   }
 
   /** The key exchange with the ITR at `itrAddress`; our key to put in the reply, if any. */
-  private keyFor(offer: Extract<OfferedKey, { kind: 'key' }>, itrAddress: string, now: number): { readonly suite: CipherSuite; readonly keyId: KeyId; readonly publicKey: Uint8Array } | undefined {
+  private keyFor(offer: Extract<OfferedKey, { kind: 'key' }>, itrAddress: string, authentication: SessionAuthentication, now: number): { readonly suite: CipherSuite; readonly keyId: KeyId; readonly publicKey: Uint8Array } | undefined {
     const enc = this.options.encryption;
     if (!enc || !(enc.suites ?? [5, 2]).includes(offer.suite)) {
       this.count('key-suite-not-enabled');
@@ -313,7 +358,7 @@ export class Responder {
     }
     let answer: ReturnType<LocatorOpening['answer']>;
     try {
-      answer = opening.answer(offer, UNAUTHENTICATED, this.options.random, now);
+      answer = opening.answer(offer, authentication, this.options.random, now);
     } catch {
       this.count('key-derivation-failed');
       if (opening.opening.empty) this.forget(itrAddress);

@@ -19,6 +19,7 @@ import { NamedCounters } from '../../lisp/named-counters.js';
 import { ControlSender, ReceiveGuard } from '../receive-guard.js';
 import { ticketFileProvider } from './ticket-file.js';
 import type { PacketTap } from '../ops/packet-tap.js';
+import { keyAuthentication } from './key-agreement.js';
 import { RegistrationCounters, type RegistrationTotals } from './registration-counters.js';
 import { ReplyTimer, type TimedRequest } from './reply-timer.js';
 
@@ -121,6 +122,7 @@ export class XtrControlPlane {
     const v4 = config.localEids.find((e) => e.prefix.family === 4 && e.address)?.address;
     const v6 = config.localEids.find((e) => e.prefix.family === 6 && e.address)?.address ?? config.cryptoEid?.eid;
     const mapResolvers = config.mapResolvers.map((m) => m.address);
+    const authentication = keyAuthentication(config);
     const resolver =
       config.mapResolvers.length === 0
         ? undefined
@@ -135,6 +137,7 @@ export class XtrControlPlane {
             attach: itrPeerAttach,
             maxLearnedTtlMinutes: config.learnedMapCache.maxTtlMinutes,
             ...(config.cryptoEid && { signer: { instanceId: config.instanceId, eid: config.cryptoEid.eid, scalar: config.cryptoEid.key.scalar } }),
+            ...(authentication && { authentication }),
           });
     const responder = new Responder({
       instanceId: config.instanceId,
@@ -143,6 +146,7 @@ export class XtrControlPlane {
       ...(enc.mode === 'required' && deps.backend && { encryption: { backend: deps.backend, suites: [enc.suite] } }),
       acceptClear: enc.mode === 'off' || enc.acceptClear,
       random,
+      ...(authentication && { authentication }),
     });
     const plane = new XtrControlPlane(socket, registrar, resolver, responder, mapResolvers, xtrId, deps, log, config.underlay.family);
     socket.on('message', (bytes, from) => plane.receive(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length), from.address, from.port));

@@ -1,5 +1,6 @@
 // The xTR daemon: wires the TUN and the batched UDP socket to the sans-IO ITR and ETR. The only
 // place where the data plane meets I/O. Each readable event drains its source in batches of 64.
+import { cryptoSources, keyAuthentication } from './key-agreement.js';
 import type { CipherBackend } from '../../crypto/cipher-backend.js';
 import { DropCounters } from '../../lisp/drop-counters.js';
 import { createEtrOutput, Etr } from '../../lisp/etr.js';
@@ -138,6 +139,8 @@ export class XtrNode {
       batchSize: BATCH,
       innerMtu: this.tun.mtu,
     });
+    const authentication = keyAuthentication(config);
+    const crypto = authentication && cryptoSources(authentication, config.instanceId);
     const etr = new Etr({
       instanceId: config.instanceId,
       localEids: this.served,
@@ -145,6 +148,7 @@ export class XtrNode {
       peerFor: (family, bytes, offset) => this.statics.peers.find(family, bytes, offset)?.etr ?? this.control?.responder.peerFor(family, bytes, offset),
       acceptClearFromStrangers: enc.mode === 'off',
       drops: this.drops,
+      ...(crypto && { cryptoSources: crypto }),
     });
     const sizes = new Uint32Array(BATCH);
     const itrOut = Itr.output(BATCH);
