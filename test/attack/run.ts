@@ -57,8 +57,8 @@ try {
   }
   if (offers > 0) {
     out('\nkey offers from fake locators');
-    // A documented bound: 64 MB over the start, whatever the number of offers.
-    const keys = await fakeLocatorOffers(lab, { offers, perSecond: offersPerSecond, boundKb: 64 * 1024 });
+    // The documented bound (KEY_OFFER_PEAK_BOUND_KB), whatever the number of offers.
+    const keys = await fakeLocatorOffers(lab, { offers, perSecond: offersPerSecond });
     out(`  ${describeKeyState(keys)}`);
     failures.push(...keys.failures);
   }

@@ -39,13 +39,8 @@ export interface PingResult {
 export const lossOf = (p: PingResult): number => (p.sent === 0 ? 1 : (p.sent - p.received) / p.sent);
 export const formatPing = (p: PingResult): string => `${p.received}/${p.sent} (${(100 * lossOf(p)).toFixed(1)} % loss)`;
 
-/** The xTR status fields the daemons add for the accounting of UDP 4342 (optional until they exist). */
-export type XtrStatus = XtrStatusReport & { readonly control: XtrStatusReport['control'] & { readonly datagrams?: DatagramOutcomes } };
-export type MapServerStatus = MapServerStatusReport & { readonly datagrams?: DatagramOutcomes };
-export interface DatagramOutcomes {
-  readonly received: number;
-  readonly outcomes: Readonly<Record<string, number>>;
-}
+export type XtrStatus = XtrStatusReport;
+export type MapServerStatus = MapServerStatusReport;
 
 export class AttackLab {
   private trimmer: NodeJS.Timeout | undefined;

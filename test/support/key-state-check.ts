@@ -2,8 +2,13 @@
 // (1,000,000): key offers naming distinct fake locators sent to x2 as forwarded requests (ECM, E),
 // which x2 answers with a candidate key each, while x1 pings x2, with x2's resident memory sampled
 // throughout. Every offer costs the ETR an X25519 agreement and a candidate session, of which it
-// keeps a bounded number (responder.ts ResponderLimits). The checks: x2 survives, its memory grows
-// by at most `boundKb`, x1 -> x2 loses at most 1 % meanwhile and nothing afterwards.
+// keeps a bounded number (responder.ts ResponderLimits). The checks: x2 survives, its resident
+// memory never exceeds `peakBoundKb` (an absolute bound: where the daemon starts depends on what
+// ran before, where it levels off does not), x1 -> x2 loses at most 1 % meanwhile and nothing
+// afterwards.
+
+/** The documented bound (docs/performance.md): an ETR's RSS under any number of key offers. */
+export const KEY_OFFER_PEAK_BOUND_KB = 256 * 1024;
 import { formatPing, lossOf, X2, type AttackLab, type PingResult } from './attack-lab.js';
 import type { HostilePlan, HostileReport } from './hostile-host.js';
 
@@ -21,7 +26,7 @@ export interface KeyStateOutcome {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-export async function fakeLocatorOffers(l: AttackLab, o: { readonly offers: number; readonly perSecond: number; readonly boundKb: number }): Promise<KeyStateOutcome> {
+export async function fakeLocatorOffers(l: AttackLab, o: { readonly offers: number; readonly perSecond: number; readonly peakBoundKb?: number }): Promise<KeyStateOutcome> {
   const start = l.rss('x2');
   let peak = start;
   const sampler = setInterval(() => (peak = Math.max(peak, l.rss('x2'))), 250);
@@ -37,7 +42,8 @@ export async function fakeLocatorOffers(l: AttackLab, o: { readonly offers: numb
   const snmp = await l.udpSnmp(l.namespace('x2'));
   const status = alive ? await l.xtr('x2') : undefined;
   const after = alive ? await l.ping('x1', X2.eid, { count: 30, intervalMs: 50 }) : { sent: 0, received: 0 };
-  if (alive && end - start > o.boundKb) failures.push(`unbounded per-ITR key state: x2 grew by ${Math.round((end - start) / 1024)} MB for ${o.offers} offers from fake locators (bound ${Math.round(o.boundKb / 1024)} MB)`);
+  const bound = o.peakBoundKb ?? KEY_OFFER_PEAK_BOUND_KB;
+  if (alive && Math.max(peak, end) > bound) failures.push(`unbounded per-ITR key state: x2 reached ${Math.round(Math.max(peak, end) / 1024)} MB RSS (from ${Math.round(start / 1024)} MB) for ${o.offers} offers from fake locators (bound ${Math.round(bound / 1024)} MB)`);
   if (lossOf(ping) > 0.01) failures.push(`key offers from fake locators cut x1 -> x2: ${formatPing(ping)} during`);
   if (after.received !== after.sent || after.sent === 0) failures.push(`x1 -> x2 after the key offers from fake locators: ${formatPing(after)}`);
   return {
@@ -54,7 +60,7 @@ export async function fakeLocatorOffers(l: AttackLab, o: { readonly offers: numb
 
 export function describeKeyState(o: KeyStateOutcome): string {
   return (
-    `${o.offers} key offers from fake locators in ${o.elapsedMs} ms: x2 RSS ${o.rssKb.start} -> peak ${o.rssKb.peak} -> ${o.rssKb.end} kB (+${o.rssKb.end - o.rssKb.start} kB); ` +
-    `x2 installed ${o.keyInstalled} keys, ${o.sessionRows} session rows in status; x2's kernel dropped ${o.kernelDrops} offers; ping x1 -> x2 during ${formatPing(o.ping.during)}, after ${formatPing(o.ping.after)}`
+    `${o.offers} key offers from fake locators in ${o.elapsedMs} ms: x2 RSS ${o.rssKb.start} -> peak ${o.rssKb.peak} -> ${o.rssKb.end} kB (+${o.rssKb.end - o.rssKb.start} kB, bound ${KEY_OFFER_PEAK_BOUND_KB} kB); ` +
+    `x2 agreed ${o.keyInstalled} candidate keys, ${o.sessionRows} session rows in status; x2's kernel dropped ${o.kernelDrops} offers; ping x1 -> x2 during ${formatPing(o.ping.during)}, after ${formatPing(o.ping.after)}`
   );
 }

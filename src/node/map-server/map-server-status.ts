@@ -66,5 +66,6 @@ export function buildMapServerStatus(p: MapServerStatusParts, now: number, limit
     truncated,
     messages: { received: p.stats.received, sent: p.stats.sent },
     counters: p.stats.counters,
+    datagrams: p.stats.datagrams,
   };
 }

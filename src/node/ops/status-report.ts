@@ -91,7 +91,16 @@ export interface XtrStatusReport extends DaemonHeader {
     readonly notifyRefused: Readonly<Record<string, number>>;
     readonly unsupported: number;
     readonly heldDiscarded: number;
+    /** Every datagram received on UDP 4342, each under exactly one outcome. */
+    readonly datagrams: DatagramOutcomes;
+    /** Replies not sent, by reason (a refused destination, a failed send). */
+    readonly sendRefused: Readonly<Record<string, number>>;
   };
+}
+
+export interface DatagramOutcomes {
+  readonly received: number;
+  readonly outcomes: Readonly<Record<string, number>>;
 }
 
 export interface MapServerRegistrationRow {
@@ -117,6 +126,8 @@ export interface MapServerStatusReport extends DaemonHeader {
   readonly messages: { readonly received: number; readonly sent: number };
   /** Map-Register and Map-Request outcomes and drops, by name (non-zero ones). */
   readonly counters: Readonly<Record<string, number>>;
+  /** Every datagram received on UDP 4342, each under exactly one outcome. */
+  readonly datagrams: DatagramOutcomes;
 }
 
 /** The node role: its control-plane state and, when a mesh instance runs, its xTR's report. */

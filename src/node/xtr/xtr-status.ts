@@ -65,6 +65,8 @@ export function buildXtrStatus(p: XtrStatusParts, now: number, limit = DEFAULT_M
       notifyRefused: Object.fromEntries(Object.entries(registration?.refused ?? {}).filter(([, n]) => n > 0)),
       unsupported: stats.control?.unsupported ?? 0,
       heldDiscarded: stats.control?.heldDiscarded ?? 0,
+      datagrams: stats.control?.datagrams ?? { received: 0, outcomes: {} },
+      sendRefused: Object.fromEntries(Object.entries(stats.control?.sendRefused ?? {}).filter(([, n]) => n > 0)),
     },
   };
 }

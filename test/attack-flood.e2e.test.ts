@@ -8,8 +8,8 @@
 // the ECMs with inner UDP source port 0, to look past that known crash on code that still has it.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { attackLabPerFile } from '../../support/attack-lab.js';
-import { describeFlood, floodAndCheck } from '../../support/flood-check.js';
+import { attackLabPerFile } from './support/attack-lab.js';
+import { describeFlood, floodAndCheck } from './support/flood-check.js';
 
 const skip = process.getuid?.() === 0 ? false : 'needs root (CAP_NET_ADMIN) for network namespaces and TUN devices';
 
