@@ -33,10 +33,14 @@ export function verifyRaw(publicKey: KeyObject, message: Uint8Array, signature: 
  * leaves base64's trailing newline in JSON strings, so surrounding whitespace is tolerated.
  */
 export function decodeSignature(text: string): Uint8Array | undefined {
-  const trimmed = text.trim();
-  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(trimmed) || trimmed.length % 4 !== 0) return undefined;
-  const bytes = Buffer.from(trimmed, 'base64');
-  return bytes.length === RAW_SIGNATURE_LENGTH ? new Uint8Array(bytes) : undefined;
+  const bytes = decodeStrictBase64(text.trim(), 4 * (RAW_SIGNATURE_LENGTH / 3 + 1));
+  return bytes?.length === RAW_SIGNATURE_LENGTH ? bytes : undefined;
+}
+
+/** Standard base64 with padding, nothing else (Buffer.from ignores what it cannot read), at most `maxLength` characters. */
+export function decodeStrictBase64(text: string, maxLength: number): Uint8Array | undefined {
+  if (text.length > maxLength || text.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(text)) return undefined;
+  return new Uint8Array(Buffer.from(text, 'base64'));
 }
 
 export function encodeSignature(signature: Uint8Array): string {

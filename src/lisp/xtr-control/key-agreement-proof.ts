@@ -9,11 +9,11 @@
 // derived from the key (one SHA-256), then one ECDSA verification.
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { verifyCryptoEid, eidInPrefix, type EidDerivation, type EidPrefix as CryptoEidPrefix } from '../../crypto/crypto-eid.js';
-import { decodeSignature, encodeSignature } from '../../crypto/ecdsa.js';
+import { decodeSignature, decodeStrictBase64, encodeSignature } from '../../crypto/ecdsa.js';
 import { signKeyAgreement, verifyKeyAgreement, type KeyAgreementTranscript, type Signer } from '../../crypto/key-agreement-signature.js';
 import { NO_ADDRESS, type Address } from '../address.js';
 import { formatIpv6, parseIpv4, parseIpv6 } from '../ip-text.js';
-import type { SessionAuthentication } from './key-exchange.js';
+import { addressSlot, type SessionAuthentication } from './key-exchange.js';
 
 export const PROOF_FIELD = 'key-agreement';
 
@@ -63,9 +63,7 @@ const UNSIGNED: ProofCheck = { kind: 'unsigned' };
 
 /** An EID as the transcript holds it: 16 bytes, IPv4 as ::ffff:a.b.c.d; undefined for anything else. */
 export function transcriptEid(text: string): Uint8Array | undefined {
-  const v4 = parseIpv4(text);
-  if (v4) return Uint8Array.of(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, ...v4);
-  return parseIpv6(text);
+  return parseIpv4(text) || parseIpv6(text) ? addressSlot(text).slot : undefined;
 }
 
 export function makeProof(identity: KeyAgreementIdentity, transcript: KeyAgreementTranscript): ProofFields {
@@ -130,8 +128,8 @@ export function checkProof(proof: unknown, instanceId: number, complete: (signer
   const fields = proofFields(proof);
   const eid = fields && signerEid(fields.eid, instanceId);
   const signature = fields && decodeSignature(fields.signature);
-  const spki = fields && strictBase64(fields['public-key']);
-  if (!eid || !signature || !spki) return refused('key-proof-malformed');
+  const spki = fields && decodeStrictBase64(fields['public-key'], 1024);
+  if (!eid || !signature || !spki?.length) return refused('key-proof-malformed');
   if (!eidInPrefix(eid, scope.prefix)) return refused('key-proof-not-crypto-eid');
   if (!verifyCryptoEid({ iid: instanceId, eid, spki, prefix: scope.prefix, derivation: scope.derivation })) return refused('key-proof-eid-not-derived');
   const publicKey = p256Key(spki);
@@ -162,11 +160,6 @@ function signerEid(text: string, instanceId: number): Uint8Array | undefined {
   const m = /^\[(\d{1,10})\]([0-9a-fA-F:.]{2,45})$/.exec(text);
   if (!m || Number(m[1]) !== instanceId) return undefined;
   return parseIpv6(m[2] ?? '');
-}
-
-function strictBase64(text: string): Uint8Array | undefined {
-  if (text.length === 0 || text.length > 1024 || text.length % 4 !== 0 || !/^[A-Za-z0-9+/]+={0,2}$/.test(text)) return undefined;
-  return new Uint8Array(Buffer.from(text, 'base64'));
 }
 
 function p256Key(spki: Uint8Array): KeyObject | undefined {
